@@ -1,0 +1,1 @@
+"""Keras 3 models of the book: modality encoders and the fusion model builder."""
