@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+import mmtutor
+from mmtutor.utils import environment_report, format_report, set_seed
+
+
+def test_version_check():
+    assert mmtutor.check_version(mmtutor.__version__) == mmtutor.__version__
+    with pytest.raises(RuntimeError, match="written for mmtutor 0.0.1"):
+        mmtutor.check_version("0.0.1")
+    with pytest.raises(TypeError):
+        mmtutor.check_version(1)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", None, True])
+def test_set_seed_rejects_bad_seeds(bad):
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        set_seed(bad)
+
+
+def test_set_seed_makes_numpy_and_keras_repeatable():
+    import keras
+
+    def draw():
+        layer = keras.layers.Dense(4)
+        layer.build((None, 3))
+        noise = keras.ops.convert_to_numpy(keras.random.normal((2,)))
+        return np.random.rand(3), noise, keras.ops.convert_to_numpy(layer.kernel)
+
+    set_seed(123)
+    a = draw()
+    set_seed(123)
+    b = draw()
+    set_seed(124)
+    c = draw()
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[2], c[2])
+
+
+def test_set_seed_makes_training_repeatable():
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(64, 5)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+
+    def train():
+        set_seed(7)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dropout(0.3), keras.layers.Dense(1, activation="sigmoid")])
+        model.compile("adam", "binary_crossentropy")
+        model.fit(x, y, epochs=2, batch_size=16, shuffle=True, verbose=0)
+        return model.predict(x, verbose=0)
+
+    np.testing.assert_array_equal(train(), train())
+
+
+def test_environment_report():
+    report = environment_report()
+    assert report["keras_backend"] == "tensorflow"
+    assert "CPU:0" in report["devices"]
+    assert report["gpu"] is False or any(d.startswith("GPU") for d in report["devices"])
+    assert report["packages"]["mmtutor"] == mmtutor.__version__
+    assert report["packages"]["keras"] == "3.15.1"
+    text = format_report(report)
+    assert "keras backend" in text and "tensorflow" in text
+
+
+def test_import_keeps_tensorflow_banner_out(tmp_path):
+    """`import mmtutor` must not let TensorFlow's start-up banner reach stderr."""
+    import subprocess
+    import sys
+
+    code = "import mmtutor, keras; print(keras.backend.backend())"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "tensorflow"
+    assert "oneDNN" not in out.stderr and "absl::InitializeLog" not in out.stderr, out.stderr
