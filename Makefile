@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 
 # The embedded dataset, generated once into the cache that every notebook shares ($$MMTUTOR_HOME).
 data: $(STAMP)
-	$(BIN)/python -m mmtutor.data.prepare
+	$(BIN)/python -c "from mmtutor.data import load_spoken_reviews as load; print('dataset:', load(progress=True).root)"
 
 book: data
 	$(BIN)/jupyter-book build . --keep-going
