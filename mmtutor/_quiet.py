@@ -20,7 +20,7 @@ _NOISE = re.compile(
     r"|Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered"
     r"|Could not find cuda drivers|TF-TRT Warning|failed call to cuInit"
     r"|cuda_executor|gpu_device\.cc|Skipping registering GPU devices"
-    r"|rebuild TensorFlow with the appropriate compiler flags)"
+    r"|rebuild TensorFlow with the appropriate compiler flags|oneDNN supports DT_BOOL)"
 )
 
 
@@ -50,7 +50,12 @@ def quiet_tensorflow():
             pass
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow as tf
+
+            # oneDNN logs an error-level notice ("supports DT_BOOL only on platforms with
+            # AVX-512") the first time a boolean tensor is transposed, which every masked RNN
+            # does; trigger it here, while stderr is captured, instead of inside a notebook.
+            tf.transpose(tf.constant([[True]]))
         except ImportError:
             pass
         finally:
