@@ -6,12 +6,14 @@ that explains it.
 """
 
 from mmtutor._quiet import quiet_tensorflow as _quiet_tensorflow
+from mmtutor._quiet import quiet_warnings as _quiet_warnings
 
 __version__ = "0.1.0"
 
 # Keep TensorFlow's C++ start-up banner (oneDNN notices, CUDA probing) out of notebooks and
 # terminals. Done before anything imports TensorFlow; a user who set the variables keeps them.
 _quiet_tensorflow()
+_quiet_warnings()
 
 __all__ = ["__version__", "check_version"]
 

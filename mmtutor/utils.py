@@ -8,7 +8,9 @@ from importlib import metadata
 
 import numpy as np
 
-__all__ = ["set_seed", "environment_report", "format_report"]
+from mmtutor._quiet import quiet_tf_data
+
+__all__ = ["set_seed", "environment_report", "format_report", "quiet_tf_data"]
 
 # Packages whose versions the report lists, in this order.
 _REPORT_PACKAGES = (

@@ -46,6 +46,9 @@ def test_notebook_is_stored_executed_and_clean(path):
             assert out.output_type != "error", f"{path.name}, code cell {i + 1}: stored error output"
             if out.output_type == "stream":
                 assert out.name != "stderr", f"{path.name}, code cell {i + 1}: stderr in stored outputs: {out.text[:300]!r}"
+                # Library log lines (TensorFlow logs to stdout in a kernel) are noise too.
+                for noise in ("WARNING:tensorflow", "WARNING:absl", "IProgress not found"):
+                    assert noise not in out.text, f"{path.name}, code cell {i + 1}: {noise!r} in stored outputs"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -78,3 +78,36 @@ def test_import_keeps_tensorflow_banner_out(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "tensorflow"
     assert "oneDNN" not in out.stderr and "absl::InitializeLog" not in out.stderr, out.stderr
+
+
+def test_interactive_session_keeps_retracing_hints_out():
+    """In a notebook kernel TensorFlow logs at INFO to stdout; mmtutor keeps only its errors."""
+    import subprocess
+    import sys
+
+    # sys.ps1 is what makes TensorFlow treat the session as interactive, as in a kernel.
+    code = (
+        "import sys; sys.ps1 = '>>> '\n"
+        "import logging, mmtutor, keras, numpy as np\n"
+        "for n in range(2, 10):\n"
+        "    m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])\n"
+        "    m.predict(np.zeros((n, 3)), verbose=0)\n"
+        "print('level', logging.getLogger('tensorflow').level)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "level 40" in out.stdout, out.stdout
+    assert "retracing" not in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_quiet_tf_data_passes_other_lines_through(capfd):
+    import os
+
+    from mmtutor.utils import quiet_tf_data
+
+    with quiet_tf_data() as real:
+        os.write(2, b"W tensorflow NodeDef mentions attribute use_unbounded_threadpool\nreal problem\n")
+        real.write("progress\n")
+    err = capfd.readouterr().err
+    assert "real problem" in err and "progress" in err
+    assert "use_unbounded_threadpool" not in err
