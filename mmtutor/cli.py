@@ -6,6 +6,7 @@ Subcommands register themselves in :data:`COMMANDS` as ``name -> (add_arguments,
 
 import argparse
 import json
+import os
 import sys
 
 from mmtutor import __version__
@@ -116,9 +117,195 @@ def _data_run(args):
     raise CLIError("data needs an action: 'make' or 'describe' (see mmtutor data --help)")
 
 
+def _modalities_arg(text):
+    from mmtutor.data import MODALITIES
+
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in MODALITIES]
+    if not names or bad or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"expected distinct names from {','.join(MODALITIES)} separated by commas, got {text!r}"
+        )
+    return names
+
+
+def _train_arguments(parser):
+    from mmtutor.models.encoders import AUDIO_KINDS, TEXT_KINDS
+    from mmtutor.models.fusion_model import FUSION_NAMES
+
+    parser.add_argument("--data", metavar="DIR", default=None,
+                        help="dataset folder (default: the book's spoken-reviews dataset, generated into "
+                             "the cache if needed)")
+    parser.add_argument("--fusion", choices=FUSION_NAMES, default="concat", help="fusion method (default concat)")
+    parser.add_argument("--out", required=True, metavar="RUN", help="run folder to write")
+    parser.add_argument("--epochs", type=int, default=10, help="maximum epochs; early stopping may end sooner "
+                                                              "(default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--modalities", type=_modalities_arg, default=["text", "image", "audio"],
+                        metavar="LIST", help="comma-separated modalities (default text,image,audio)")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (default 0.001)")
+    parser.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default 3)")
+    parser.add_argument("--modality-dropout", type=float, default=0.0, metavar="R",
+                        help="probability of hiding each modality of a training sample (default 0)")
+    parser.add_argument("--text-kind", choices=TEXT_KINDS, default="bilstm", help="text encoder (default bilstm)")
+    parser.add_argument("--audio-kind", choices=AUDIO_KINDS, default="cnn", help="audio encoder (default cnn)")
+    parser.add_argument("--no-class-weight", action="store_true", help="do not balance the classes")
+    parser.add_argument("--cache-dir", metavar="DIR", default=None,
+                        help="feature cache folder (default: <mmtutor cache>/features)")
+    parser.add_argument("--no-cache", action="store_true", help="compute features without the cache")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--json", action="store_true", help="print the run's metrics as JSON")
+
+
+def _cache_dir(args):
+    if args.no_cache:
+        return None
+    if args.cache_dir:
+        return args.cache_dir
+    from mmtutor.data import default_home
+
+    return default_home() / "features"
+
+
+def _load_data(path):
+    from mmtutor import data
+
+    try:
+        return data.load_manifest(path)
+    except (FileNotFoundError, TypeError, data.DataError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _format_scores(name, scores):
+    return f"  {name:<18} accuracy {scores['accuracy']:.3f}   F1 {scores['f1']:.3f}   n {scores['n']}"
+
+
+def _format_evaluation(result):
+    lines = [_format_scores(result.get("split", "all"), result)]
+    for name, scores in result.get("subsets", {}).items():
+        lines.append(_format_scores(name, scores))
+    if result.get("ceiling") is not None:
+        lines.append(f"  {'Bayes ceiling':<18} accuracy {result['ceiling']:.3f}")
+    return "\n".join(lines)
+
+
+def _train_run(args):
+    import time
+
+    from mmtutor import data
+    from mmtutor.train import train_run
+
+    if args.data is None:
+        dataset = data.load_spoken_reviews(progress=not args.no_progress)
+    else:
+        dataset = _load_data(args.data)
+    start = time.perf_counter()
+    try:
+        run = train_run(
+            dataset, args.out, fusion=args.fusion, modalities=args.modalities, epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, seed=args.seed, patience=args.patience,
+            class_weight=None if args.no_class_weight else "balanced", modality_dropout=args.modality_dropout,
+            text_kind=args.text_kind, audio_kind=args.audio_kind, cache_dir=_cache_dir(args),
+            overwrite=args.overwrite, progress=not args.no_progress,
+        )
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None
+    seconds = time.perf_counter() - start
+    metrics = json.loads((run.path / "metrics.json").read_text(encoding="utf-8"))
+    if args.json:
+        print(json.dumps({"run": str(run.path), "seconds": round(seconds, 1), **metrics}, indent=2))
+        return 0
+    print(f"trained {args.fusion} fusion on {', '.join(run.modalities)} in {seconds:.1f} s: "
+          f"{metrics['epochs_run']} epochs, best {metrics['best_epoch']}; run folder {run.path}")
+    for split in ("val", "test"):
+        if split in metrics:
+            print(_format_evaluation({"split": split, **metrics[split]}))
+    return 0
+
+
+def _evaluate_arguments(parser):
+    parser.add_argument("--run", required=True, metavar="RUN", help="run folder written by mmtutor train")
+    parser.add_argument("--data", metavar="DIR", default=None,
+                        help="dataset folder (default: the one the run was trained on)")
+    parser.add_argument("--split", choices=("train", "val", "test", "all"), default="test",
+                        help="split to evaluate on (default test)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _load_run(path):
+    from mmtutor.train import RunError, load_run
+
+    try:
+        return load_run(path)
+    except (RunError, TypeError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _evaluate_run(args):
+    run = _load_run(args.run)
+    if args.data is None:
+        path = run.config["data"]["path"]
+        if not os.path.exists(path):
+            raise CLIError(f"the dataset run {args.run!r} was trained on is no longer at {path!r}; pass --data DIR")
+        dataset = _load_data(path)
+    else:
+        dataset = _load_data(args.data)
+    try:
+        result = run.evaluate(dataset, split=args.split, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None
+    result = {"run": str(run.path), "data": str(dataset.root), **result}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"run {run.path} on {dataset.root}")
+        print(_format_evaluation(result))
+    return 0
+
+
+def _predict_arguments(parser):
+    parser.add_argument("--run", required=True, metavar="RUN", help="run folder written by mmtutor train")
+    parser.add_argument("--text", default=None, help="the review text")
+    parser.add_argument("--image", default=None, metavar="PATH", help="a face image file")
+    parser.add_argument("--audio", default=None, metavar="PATH", help="a spoken review (WAV, FLAC, ...)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _predict_run(args):
+    if args.text is None and args.image is None and args.audio is None:
+        raise CLIError("give at least one of --text, --image, --audio")
+    if args.text is not None and not args.text.strip():
+        raise CLIError("--text is empty; give the review's words or leave --text out")
+    run = _load_run(args.run)
+    try:
+        prob = run.predict(texts=None if args.text is None else [args.text],
+                           image_paths=None if args.image is None else [args.image],
+                           audio_paths=None if args.audio is None else [args.audio])[0]
+    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError) as exc:
+        raise CLIError(str(exc)) from None
+    k = int(prob.argmax())
+    given = {"text": args.text is not None, "image": args.image is not None, "audio": args.audio is not None}
+    used = [m for m in run.modalities if given[m]]
+    masked = [m for m in run.modalities if not given[m]]
+    if args.json:
+        print(json.dumps({"label": run.classes[k], "probability": float(prob[k]),
+                          "probabilities": dict(zip(run.classes, map(float, prob))),
+                          "used": used, "masked": masked}, indent=2))
+        return 0
+    print(f"{run.classes[k]}  (probability {prob[k]:.3f})")
+    print(f"used: {', '.join(used)}" + (f"; masked: {', '.join(masked)}" if masked else ""))
+    return 0
+
+
 COMMANDS = {
     "info": (_info_arguments, _info_run, "print versions, Keras backend and devices"),
     "data": (_data_arguments, _data_run, "generate or describe a multimodal dataset"),
+    "train": (_train_arguments, _train_run, "train a fusion model into a run folder"),
+    "evaluate": (_evaluate_arguments, _evaluate_run, "evaluate a run folder on a dataset split"),
+    "predict": (_predict_arguments, _predict_run, "predict the sentiment of one review with a run folder"),
 }
 
 
