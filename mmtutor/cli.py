@@ -138,18 +138,24 @@ def _train_arguments(parser):
                              "the cache if needed)")
     parser.add_argument("--fusion", choices=FUSION_NAMES, default="concat", help="fusion method (default concat)")
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder to write")
-    parser.add_argument("--epochs", type=int, default=10, help="maximum epochs; early stopping may end sooner "
-                                                              "(default 10)")
+    parser.add_argument("--epochs", type=int, default=20, help="maximum epochs; early stopping may end sooner "
+                                                              "(default 20)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--modalities", type=_modalities_arg, default=["text", "image", "audio"],
                         metavar="LIST", help="comma-separated modalities (default text,image,audio)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (default 0.001)")
-    parser.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default 3)")
+    parser.add_argument("--patience", type=int, default=4, help="early-stopping patience in epochs (default 4)")
     parser.add_argument("--modality-dropout", type=float, default=0.0, metavar="R",
                         help="probability of hiding each modality of a training sample (default 0)")
-    parser.add_argument("--text-kind", choices=TEXT_KINDS, default="bilstm", help="text encoder (default bilstm)")
+    parser.add_argument("--text-kind", choices=TEXT_KINDS, default="gru", help="text encoder (default gru)")
     parser.add_argument("--audio-kind", choices=AUDIO_KINDS, default="cnn", help="audio encoder (default cnn)")
+    parser.add_argument("--no-pretrain", action="store_true",
+                        help="train every encoder end to end on the label, even where the data annotates "
+                             "each modality on its own (default: pretrain such encoders on that annotation, "
+                             "then freeze them)")
+    parser.add_argument("--pretrain-epochs", type=int, default=None, metavar="E",
+                        help="pretraining epochs of every encoder (default: text 10, image 20, audio 5)")
     parser.add_argument("--no-class-weight", action="store_true", help="do not balance the classes")
     parser.add_argument("--cache-dir", metavar="DIR", default=None,
                         help="feature cache folder (default: <mmtutor cache>/features)")
@@ -208,6 +214,7 @@ def _train_run(args):
             batch_size=args.batch_size, lr=args.lr, seed=args.seed, patience=args.patience,
             class_weight=None if args.no_class_weight else "balanced", modality_dropout=args.modality_dropout,
             text_kind=args.text_kind, audio_kind=args.audio_kind, cache_dir=_cache_dir(args),
+            pretrain=None if args.no_pretrain else "auto", pretrain_epochs=args.pretrain_epochs,
             overwrite=args.overwrite, progress=not args.no_progress,
         )
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:

@@ -14,7 +14,7 @@ from mmtutor.train import RUN_FILES, Run, RunError, _has_tensorboard, load_run, 
 
 # Tiny model and features: the tests check plumbing and correctness, not what the model learns.
 TINY = dict(image_size=(16, 16), seq_len=12, audio={"n_mels": 16, "hop_length": 640}, image_filters=(4,),
-            audio_filters=(4,), embed_dim=8, units=8, dim=8, hidden=8, batch_size=16)
+            audio_filters=(4,), embed_dim=8, units=8, dim=8, hidden=8, batch_size=16, pretrain_epochs=1)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_run_folder_holds_every_file_and_knob(run, data):
     assert config["classes"] == info["classes"]
     knobs = config["knobs"]
     assert knobs["fusion"] == "concat" and knobs["epochs"] == 2 and knobs["seed"] == 0
-    assert knobs["class_weight"] == "balanced" and knobs["text_kind"] == "bilstm"
+    assert knobs["class_weight"] == "balanced" and knobs["text_kind"] == "gru"
     assert knobs["dim"] == 8 and knobs["image_filters"] == [4]
     assert config["data"]["content_hash"] == info["content_hash"]
     assert config["data"]["path"] == str(data.resolve())
@@ -259,3 +259,48 @@ def test_same_seed_gives_the_same_run(run, data, tmp_path):
     again = train_run(data, tmp_path / "again", fusion="concat", epochs=2, seed=0, **TINY)
     assert (again.path / "predictions.csv").read_text() == (run.path / "predictions.csv").read_text()
     assert (again.path / "history.csv").read_text() == (run.path / "history.csv").read_text()
+
+
+def test_encoders_are_pretrained_on_each_modality_annotation_then_frozen(run):
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    pretrained = metrics["pretrained"]
+    assert set(pretrained) == {"text", "image", "audio"}
+    assert pretrained["text"]["column"] == "literal" and pretrained["text"]["classes"] == ["0", "1"]
+    assert pretrained["image"]["classes"] == ["frown", "smile", "smirk"]
+    assert pretrained["audio"]["classes"] == ["negative", "positive", "sarcastic"]
+    for report in pretrained.values():
+        assert report["epochs"] == 1 and 0.0 <= report["val_accuracy"] <= 1.0
+    config = json.loads((run.path / "config.json").read_text())
+    assert config["knobs"]["pretrain"] == "auto"
+    # Frozen: the encoders' weights are not trainable in the saved model; the fusion head is.
+    for name in ("text_encoder", "image_encoder", "audio_encoder"):
+        assert not run.model.get_layer(name).trainable_weights, name
+    assert run.model.trainable_weights
+
+
+def test_without_annotations_every_encoder_trains_on_the_label(data, tmp_path):
+    """A user's manifest without per-modality annotation columns trains end to end."""
+    import pandas as pd
+
+    copy = tmp_path / "plain"
+    shutil.copytree(data, copy)
+    frame = pd.read_csv(copy / "manifest.csv", keep_default_na=False)
+    frame.drop(columns=["literal", "image_shows", "audio_shows"]).to_csv(copy / "manifest.csv", index=False)
+    run = train_run(copy, tmp_path / "run", fusion="concat", epochs=1, seed=0, **TINY)
+    assert json.loads((run.path / "metrics.json").read_text())["pretrained"] == {}
+    assert run.model.get_layer("text_encoder").trainable_weights
+
+
+def test_pretrain_none_skips_pretraining(data, tmp_path):
+    run = train_run(data, tmp_path / "run", fusion="concat", epochs=1, seed=0, pretrain=None, **TINY)
+    assert json.loads((run.path / "metrics.json").read_text())["pretrained"] == {}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"pretrain": "yes"}, "pretrain must be"),
+    ({"pretrain_epochs": 0}, "pretrain_epochs"),
+    ({"pretrain_epochs": {"smell": 3}}, "unknown modalities"),
+])
+def test_bad_pretrain_arguments(data, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train_run(data, tmp_path / "run", epochs=1, **kwargs)
