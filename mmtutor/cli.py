@@ -344,6 +344,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("mmtutor: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `mmtutor data describe DIR | head`: the reader has gone
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover
