@@ -155,7 +155,7 @@ def _train_arguments(parser):
                              "each modality on its own (default: pretrain such encoders on that annotation, "
                              "then freeze them)")
     parser.add_argument("--pretrain-epochs", type=int, default=None, metavar="E",
-                        help="pretraining epochs of every encoder (default: text 10, image 20, audio 5)")
+                        help="pretraining epochs of every encoder (default: text 20, image 20, audio 5)")
     parser.add_argument("--no-class-weight", action="store_true", help="do not balance the classes")
     parser.add_argument("--cache-dir", metavar="DIR", default=None,
                         help="feature cache folder (default: <mmtutor cache>/features)")
