@@ -589,6 +589,31 @@ def _progress_callback(epochs, file):
     return EpochBar()
 
 
+def _reusable_run(out, knobs, modalities, classes, dataset, preprocessing):
+    """The run in ``out`` if it was trained with exactly these settings and data, else None."""
+    from mmtutor.preprocess.features import _data_identity
+
+    try:
+        run = load_run(out)
+    except (RunError, TypeError, OSError, ValueError):
+        return None
+    config = run.config
+    identity = _data_identity(dataset)
+    saved_pre = config.get("preprocessing", {})
+    same = (
+        config.get("mmtutor_version") == mmtutor.__version__
+        and json.loads(json.dumps(knobs)) == config.get("knobs")
+        and config.get("modalities") == list(modalities)
+        and config.get("classes") == list(classes)
+        and config.get("data", {}).get("content_hash") == identity["content_hash"]
+        and config.get("data", {}).get("rows_hash") == identity["rows"]
+        and saved_pre.get("image_size") == preprocessing["image_size"]
+        and saved_pre.get("audio") == json.loads(json.dumps(preprocessing["audio"]))
+        and saved_pre.get("vectorizer", {}).get("seq_len", preprocessing["seq_len"]) == preprocessing["seq_len"]
+    )
+    return run if same else None
+
+
 def _check_out(out, overwrite):
     if not isinstance(out, (str, os.PathLike)) or not str(out):
         raise ValueError(f"out must be a folder path, got {out!r}")
@@ -618,7 +643,7 @@ def train_run(data, out, *, fusion="concat", modalities=("text", "image", "audio
               audio_kind="cnn", image_size=(32, 32), seq_len=24, audio=None, image_filters=(16, 32, 64),
               audio_filters=(16, 32, 64), embed_dim=64, units=64, dim=64, hidden=64, dropout=0.1,
               pretrain="auto", pretrain_epochs=None, pretrain_lr=3e-3, cache_dir=None, overwrite=False,
-              progress=False):
+              reuse=False, progress=False):
     """Train a fusion model on a dataset and write a complete run folder.
 
     Defined in the chapter on the sentiment project. Steps: read the dataset; extract features
@@ -688,6 +713,11 @@ def train_run(data, out, *, fusion="concat", modalities=("text", "image", "audio
         Feature cache folder; None computes features without caching.
     overwrite : bool, default False
         Replace an existing run folder (only a folder that holds a run).
+    reuse : bool, default False
+        If ``out`` already holds a run trained with the same settings, on the same data (rows
+        and content hash) and by the same mmtutor version, load and return it instead of
+        training again; otherwise train and replace it (as with ``overwrite``). For chapters
+        and scripts that need a run another one may already have trained.
     progress : bool, default False
         Progress bars for feature extraction and epochs.
 
@@ -764,7 +794,22 @@ def train_run(data, out, *, fusion="concat", modalities=("text", "image", "audio
     settings = _audio_settings({**TRAIN_AUDIO, **(audio or {})}, dict(dataset.info or {}))
     classes = dataset.classes
     num_classes = len(classes)
-    out = _check_out(out, overwrite)
+    knobs_record = {
+        "fusion": fusion, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": int(seed),
+        "patience": patience, "class_weight": class_weight, "modality_dropout": modality_dropout,
+        "text_kind": text_kind, "audio_kind": audio_kind, "image_filters": list(image_filters),
+        "audio_filters": list(audio_filters), "dropout": dropout, **sizes,
+        "pretrain": pretrain, "pretrain_epochs": pretrain_epochs, "pretrain_lr": pretrain_lr,
+        "early_stopping": {"monitor": "val_loss", "restore_best_weights": True},
+        "lr_schedule": {"kind": "ReduceLROnPlateau", "monitor": "val_loss", "factor": 0.5,
+                        "patience": max(1, patience // 2), "min_lr": lr / 64},
+    }
+    if reuse:
+        previous = _reusable_run(out, knobs_record, modalities, classes, dataset,
+                                 {"image_size": list(image_size), "seq_len": seq_len, "audio": settings})
+        if previous is not None:
+            return previous
+    out = _check_out(out, overwrite or reuse)
     work = out.parent / f".{out.name}.partial-{os.getpid()}"
     if work.exists():
         shutil.rmtree(work)
@@ -862,16 +907,7 @@ def train_run(data, out, *, fusion="concat", modalities=("text", "image", "audio
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "modalities": modalities,
             "classes": classes,
-            "knobs": {
-                "fusion": fusion, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": int(seed),
-                "patience": patience, "class_weight": class_weight, "modality_dropout": modality_dropout,
-                "text_kind": text_kind, "audio_kind": audio_kind, "image_filters": list(image_filters),
-                "audio_filters": list(audio_filters), "dropout": dropout, **sizes,
-                "pretrain": pretrain, "pretrain_epochs": pretrain_epochs, "pretrain_lr": pretrain_lr,
-                "early_stopping": {"monitor": "val_loss", "restore_best_weights": True},
-                "lr_schedule": {"kind": "ReduceLROnPlateau", "monitor": "val_loss", "factor": 0.5,
-                                "patience": max(1, patience // 2), "min_lr": lr / 64},
-            },
+            "knobs": knobs_record,
             "class_weights": None if weights is None else {str(k): v for k, v in weights.items()},
             "preprocessing": {
                 "image_size": list(image_size),

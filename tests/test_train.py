@@ -304,3 +304,35 @@ def test_pretrain_none_skips_pretraining(data, tmp_path):
 def test_bad_pretrain_arguments(data, tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         train_run(data, tmp_path / "run", epochs=1, **kwargs)
+
+
+def test_reuse_loads_a_matching_run_and_retrains_a_different_one(data, tmp_path):
+    out = tmp_path / "run"
+    first = train_run(data, out, fusion="concat", epochs=1, seed=0, reuse=True, **TINY)
+    stamp = (out / "model.keras").stat().st_mtime_ns
+    again = train_run(data, out, fusion="concat", epochs=1, seed=0, reuse=True, **TINY)
+    assert (out / "model.keras").stat().st_mtime_ns == stamp  # loaded, not trained again
+    assert again.config == first.config
+    # Another knob: trained again, and the folder now holds the new run.
+    other = train_run(data, out, fusion="concat", epochs=1, seed=1, reuse=True, **TINY)
+    assert other.config["knobs"]["seed"] == 1
+    assert json.loads((out / "config.json").read_text())["knobs"]["seed"] == 1
+
+
+def test_reuse_ignores_a_run_from_another_version(data, tmp_path):
+    out = tmp_path / "run"
+    train_run(data, out, fusion="concat", epochs=1, seed=0, **TINY)
+    config = json.loads((out / "config.json").read_text())
+    config["mmtutor_version"] = "0.0.1"
+    (out / "config.json").write_text(json.dumps(config))
+    run = train_run(data, out, fusion="concat", epochs=1, seed=0, reuse=True, **TINY)
+    assert run.config["mmtutor_version"] == mmtutor.__version__
+
+
+def test_reuse_never_replaces_a_folder_that_is_not_a_run(data, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    with pytest.raises(FileExistsError):
+        train_run(data, out, fusion="concat", epochs=1, seed=0, reuse=True, **TINY)
+    assert (out / "notes.txt").read_text() == "my notes"
