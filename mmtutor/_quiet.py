@@ -43,16 +43,7 @@ def quiet_tensorflow():
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if "tensorflow" in sys.modules or _keras_backend() != "tensorflow":
         return
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr (some embedded interpreters): nothing to quiet
-        return
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        try:
-            sys.stderr.flush()
-        except (AttributeError, ValueError):
-            pass
-        os.dup2(captured.fileno(), 2)
+    with _filtered_fd2(_NOISE):
         try:
             import tensorflow as tf
 
@@ -66,14 +57,35 @@ def quiet_tensorflow():
             tf.get_logger().setLevel(logging.ERROR)
         except ImportError:
             pass
+
+
+@contextlib.contextmanager
+def _filtered_fd2(noise):
+    """Capture file descriptor 2 (where C++ libraries log); afterwards write back every line
+    that ``noise`` does not match. Yields a text stream on the real stderr."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr (some embedded interpreters): nothing to filter
+        yield sys.stderr
+        return
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stderr.flush()
+        os.dup2(captured.fileno(), 2)
+        real = os.fdopen(os.dup(saved), "w", buffering=1)
+        try:
+            yield real
         finally:
+            real.close()
+            with contextlib.suppress(AttributeError, ValueError):
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
-        captured.seek(0)
-        text = captured.read().decode("utf-8", errors="replace")
-    kept = [line for line in text.splitlines() if line.strip() and not _NOISE.search(line)]
-    if kept:
-        print("\n".join(kept), file=sys.stderr)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+            kept = [line for line in text.splitlines() if line.strip() and not noise.search(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
 
 
 # TensorFlow's C++ core logs this at error level (harmless) each time a tf.data pipeline runs
@@ -97,29 +109,8 @@ def quiet_tf_data():
     >>> with quiet_tf_data():
     ...     pass
     """
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr: nothing to filter
-        yield sys.stderr
-        return
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        with contextlib.suppress(AttributeError, ValueError):
-            sys.stderr.flush()
-        os.dup2(captured.fileno(), 2)
-        real = os.fdopen(os.dup(saved), "w", buffering=1)
-        try:
-            yield real
-        finally:
-            real.close()
-            with contextlib.suppress(AttributeError, ValueError):
-                sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode("utf-8", errors="replace")
-            kept = [line for line in text.splitlines() if line.strip() and not _TF_DATA_NOTICE.search(line)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr)
+    with _filtered_fd2(_TF_DATA_NOTICE) as real:
+        yield real
 
 
 def quiet_warnings():
