@@ -122,3 +122,22 @@ def test_console_script_predicts_in_a_subprocess(trained, data):
     bad = subprocess.run([script, "predict", "--run", str(trained), "--image", image],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "mmtutor: error:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_train_pretrain_flags(data, tmp_path):
+    out = tmp_path / "plain"
+    rc = main(["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--modalities", "text",
+               "--no-pretrain", "--no-cache", "--no-progress"])
+    assert rc == 0
+    assert json.loads((out / "metrics.json").read_text())["pretrained"] == {}
+    out = tmp_path / "short"
+    rc = main(["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--modalities", "text",
+               "--pretrain-epochs", "1", "--no-cache", "--no-progress"])
+    assert rc == 0
+    assert json.loads((out / "metrics.json").read_text())["pretrained"]["text"]["epochs"] == 1
+
+
+def test_train_rejects_zero_pretrain_epochs(data, tmp_path, capsys):
+    message = _error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "r"), "--epochs", "1",
+                              "--pretrain-epochs", "0", "--no-progress"])
+    assert "pretrain_epochs" in message
