@@ -18,7 +18,7 @@ export MPLBACKEND ?= Agg
 
 help:
 	@echo "make book   build the book (executes every notebook) into $(SITE)/index.html"
-	@echo "make test   unit tests + every notebook under nbval + the book built with warnings as errors"
+	@echo "make test   unit tests + every notebook under nbval (oneDNN off: a second numeric path) + the book built with warnings as errors"
 	@echo "make lab    JupyterLab in the same environment"
 	@echo "make clean  remove build outputs (keeps .venv and the dataset cache)"
 
@@ -44,8 +44,14 @@ unit: data
 	$(BIN)/python -m pytest tests --ignore=tests/site -q
 
 # Every notebook executed top to bottom in a fresh kernel; what matters is asserted inside them.
+# On a second numeric path: `make book` (and the stored outputs) use TensorFlow's default oneDNN
+# kernels, `make test` executes every notebook with them switched off, so that each landing shows
+# that the book's assertions hold on a path other than the author's (benchmarks/spread.py
+# measures how far the numbers move). TEST_NUMERICS= (empty) runs the default path instead.
+TEST_NUMERICS ?= TF_ENABLE_ONEDNN_OPTS=0
 notebooks: data
-	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider book -q
+	@echo "executing every notebook with: $(if $(TEST_NUMERICS),$(TEST_NUMERICS),the default numerics)"
+	env $(TEST_NUMERICS) $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider book -q
 
 # The site is built from the notebooks' stored outputs (nbval has just executed every one; a
 # unit test checks that the stored outputs are complete), with warnings as errors.

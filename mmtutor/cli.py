@@ -140,7 +140,8 @@ def _train_arguments(parser):
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder to write")
     parser.add_argument("--epochs", type=int, default=20, help="maximum epochs; early stopping may end sooner "
                                                               "(default 20)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="training seed (default: $MMTUTOR_SEED, or 0 when it is unset)")
     parser.add_argument("--modalities", type=_modalities_arg, default=["text", "image", "audio"],
                         metavar="LIST", help="comma-separated modalities (default text,image,audio)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")

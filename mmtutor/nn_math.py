@@ -615,13 +615,18 @@ def lstm(x, kernel, recurrent_kernel, bias=None, mask=None, initial_state=None):
 def _masked_softmax(scores, mask, name):
     """Softmax over the last axis, positions where ``mask`` is False excluded.
 
-    Like ``keras.layers.Softmax``, masked scores are replaced by -1e9, so a row with no
-    allowed position at all gets uniform weights rather than NaN.
+    Masked scores are replaced by -1e9 before the softmax (as ``keras.layers.Softmax`` does).
+    A row with no allowed position at all would then get uniform weights, attending to keys it
+    was told to ignore; instead such a row gets all-zero weights, so that its query receives a
+    zero context vector. This is what Keras 3 does too: ``keras.layers.Softmax`` and
+    ``MultiHeadAttention`` (including ``return_attention_scores=True``) return zeros for a
+    fully masked row (tests/test_nn_math.py checks both).
     """
-    if mask is not None:
-        mask = _broadcast_mask(mask, name, scores.shape, "... query, key; True = may attend")
-        scores = np.where(mask, scores, scores.dtype.type(_MASK_VALUE))
-    return softmax(scores, axis=-1)
+    if mask is None:
+        return softmax(scores, axis=-1)
+    mask = _broadcast_mask(mask, name, scores.shape, "... query, key; True = may attend")
+    weights = softmax(np.where(mask, scores, scores.dtype.type(_MASK_VALUE)), axis=-1)
+    return np.where(mask.any(axis=-1, keepdims=True), weights, scores.dtype.type(0))
 
 
 def _check_qkv(q, k, v, q_name="q", k_name="k", v_name="v", same_qk_dim=True):
@@ -669,7 +674,8 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     output : ndarray, shape (..., T_q, d_v)
         For each query, the weighted average of the values.
     weights : ndarray, shape (..., T_q, T_k)
-        The attention weights; each row sums to 1 and is 0 where ``mask`` is False.
+        The attention weights; each row sums to 1 and is 0 where ``mask`` is False. A query
+        whose mask row is all False gets all-zero weights (and so a zero output), as in Keras.
 
     Examples
     --------

@@ -639,7 +639,7 @@ def _move_into_place(work, out):
 
 
 def train_run(data, out, *, fusion="concat", modalities=("text", "image", "audio"), epochs=20, batch_size=32,
-              lr=1e-3, seed=0, patience=4, class_weight="balanced", modality_dropout=0.0, text_kind="gru",
+              lr=1e-3, seed=None, patience=4, class_weight="balanced", modality_dropout=0.0, text_kind="gru",
               audio_kind="cnn", image_size=(32, 32), seq_len=24, audio=None, image_filters=(16, 32, 64),
               audio_filters=(16, 32, 64), embed_dim=64, units=64, dim=64, hidden=64, dropout=0.1,
               pretrain="auto", pretrain_epochs=None, pretrain_lr=3e-3, cache_dir=None, overwrite=False,
@@ -673,8 +673,9 @@ def train_run(data, out, *, fusion="concat", modalities=("text", "image", "audio
     batch_size : int, default 32
     lr : float, default 1e-3
         Initial learning rate of Adam.
-    seed : int, default 0
-        Seeds Python, NumPy, Keras and modality dropout (:func:`mmtutor.utils.set_seed`).
+    seed : int, optional
+        Seeds Python, NumPy, Keras and modality dropout (:func:`mmtutor.utils.set_seed`);
+        None takes :func:`mmtutor.utils.global_seed` (``$MMTUTOR_SEED``, default 0).
     patience : int, default 4
         Epochs without improvement of the validation loss before stopping.
     class_weight : "balanced", None or dict, default "balanced"
@@ -780,6 +781,10 @@ def train_run(data, out, *, fusion="concat", modalities=("text", "image", "audio
         pretrain_epochs = dict.fromkeys(MODALITIES, pretrain_epochs)
     pretrain_epochs = {m: _check_int(f"pretrain_epochs[{m!r}]", v) for m, v in pretrain_epochs.items()}
     pretrain_lr = _check_float("pretrain_lr", pretrain_lr, 0.0, 1.0, low_open=True, high_open=False)
+    if seed is None:
+        from mmtutor.utils import global_seed
+
+        seed = global_seed()
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     sizes = {name: _check_int(name, v) for name, v in

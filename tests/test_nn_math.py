@@ -346,6 +346,33 @@ def test_multi_head_attention_matches_keras(batch, tq, tv, dq, dv, dk, heads, ke
     assert scores.shape == (batch, heads, tq, tv)
 
 
+def test_a_query_that_may_attend_to_nothing_gets_zero_weights_as_in_keras():
+    """A fully masked query row: Keras 3 gives it zero weights (not uniform ones), and so do we."""
+    rng = np.random.default_rng(11)
+    batch, tq, tv, d = 2, 3, 4, 6
+    query, value = rand(rng, batch, tq, d), rand(rng, batch, tv, d)
+    mask = np.ones((batch, tq, tv), dtype=bool)
+    mask[0, 1] = False          # query 1 of sample 0 may attend to nothing
+    mask[1, :, 2] = False       # an ordinary padding mask elsewhere
+    layer = keras.layers.MultiHeadAttention(2, 3)
+    layer(query, value, attention_mask=mask)
+    weights = keras_weights_randomised(layer, rng)
+    k_out, k_scores = layer(query, value, attention_mask=mask, return_attention_scores=True)
+    out, scores = multi_head_attention(query, value, weights=weights, mask=mask)
+    assert_close(scores, k_scores)
+    assert_close(out, k_out)
+    assert np.all(scores[0, :, 1] == 0), "a fully masked row must get zero weights"
+    np.testing.assert_allclose(scores[0, :, 0].sum(-1), 1.0, atol=1e-6)
+    # Its output is then the output projection's bias alone: the context vector is zero.
+    np.testing.assert_allclose(out[0, 1], weights[-1], atol=ATOL)
+    # keras.layers.Softmax does the same with a mask.
+    logits = rand(rng, 2, 4)
+    soft_mask = np.array([[True, False, True, True], [False, False, False, False]])
+    np.testing.assert_allclose(keras.layers.Softmax()(logits, mask=soft_mask)[1], 0.0)
+    _, w = scaled_dot_product_attention(query[:, :2], value, value, mask=soft_mask[:, None, :])
+    assert np.all(w[1] == 0) and np.allclose(w[0].sum(-1), 1.0)
+
+
 # ---------------------------------------------------------------------------------- losses
 
 

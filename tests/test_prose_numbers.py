@@ -1,0 +1,119 @@
+"""No hand-typed computed figure in the book's prose.
+
+A number that a run computes reaches the text through myst-nb's glue (``{glue:text}`key```),
+so that the sentence and the output printed above it never disagree on another machine. The
+only decimal numbers that may be typed are a page's *design constants* -- the generator's knobs,
+exact Bayes ceilings, results of formulas -- listed in the notebook's metadata
+(``"mmtutor": {"design_constants": ["0.95", ...]}``) and asserted equal to the computed value
+in one of its cells. Markdown pages (not executed) list theirs in ``PAGE_CONSTANTS`` below.
+
+This test scans every markdown cell (and every ``.md`` page of the book) and fails on any other
+decimal number. Code (fenced blocks and inline ``code``) is not prose and is skipped; a number
+inside a directive such as an exercise or a solution is prose and is scanned.
+"""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p for p in (ROOT / "book").rglob("*.ipynb")
+                   if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts)
+PAGES = sorted(p for p in (ROOT / "book").rglob("*.md") if "_build" not in p.parts)
+
+# Decimal numbers typed in the markdown pages, each a fact that no run of the book computes.
+PAGE_CONSTANTS = {
+    "book/intro.md": {"3.11", "3.12"},
+    "book/appendix/setup.md": {"3.11", "3.12", "2.21", "3.15", "0.11", "1.0", "0.10"},
+    "book/appendix/references.md": set(),
+}
+
+# {glue}`key`, {glue:text}`key:.3f`, {glue:md}`path::key` ...: the glued value, not typed.
+_GLUE = re.compile(r"\{glue(?::\w+)?\}`[^`]*`")
+# Fenced code blocks (``` or ~~~ followed by nothing or a language name, not a {directive}).
+_FENCE = re.compile(r"^(?P<f>`{3,}|~{3,})[ \t]*(?![ \t]*\{)[\w+-]*[ \t]*\n.*?^(?P=f)[ \t]*$", re.M | re.S)
+_INLINE_CODE = re.compile(r"(`+)(?!\{)[^`]+?\1")
+_ROLE_TARGET = re.compile(r"\{(?:eq|ref|numref|doc|cite(?::\w+)?|download|label|term)\}`[^`]*`")
+_LINK_TARGET = re.compile(r"\]\([^)]*\)|https?://\S+|:label:.*|:name:.*|:class:.*")
+# A decimal number: digits, a point, digits -- but not part of a version like 3.15.1 or a name.
+_DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?![\w]|\.\d)")
+
+
+def typed_numbers(markdown, allowed=()):
+    """The decimal numbers typed in ``markdown`` that are neither glued nor in ``allowed``."""
+    text = _GLUE.sub(" ", markdown)
+    text = _FENCE.sub(" ", text)
+    text = _ROLE_TARGET.sub(" ", text)
+    text = _INLINE_CODE.sub(" ", text)
+    text = _LINK_TARGET.sub(" ", text)
+    allowed = set(allowed)
+    return [m.group() for m in _DECIMAL.finditer(text) if m.group() not in allowed]
+
+
+def _constants(nb, path):
+    constants = nb.metadata.get("mmtutor", {}).get("design_constants", [])
+    assert isinstance(constants, list) and all(isinstance(c, str) for c in constants), (
+        f"{path.name}: metadata mmtutor.design_constants must be a list of strings, got {constants!r}"
+    )
+    return constants
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebook_prose_types_no_computed_number(path):
+    nb = nbformat.read(path, as_version=4)
+    allowed = _constants(nb, path)
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            for number in typed_numbers(cell.source, allowed):
+                problems.append(f"cell {i}: {number}")
+    assert not problems, (
+        f"{path.relative_to(ROOT)}: decimal numbers typed in the prose that are neither glued nor "
+        f"design constants of the page: {problems}. Glue each from the run "
+        "(mmtutor.utils.glue and {glue:text}`key`), or, if it is fixed by design, add it to the "
+        "notebook's metadata mmtutor.design_constants and assert it in a cell."
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_design_constants_are_used(path):
+    """A listed constant that the prose no longer types is stale: the list stays short."""
+    nb = nbformat.read(path, as_version=4)
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    typed = set(typed_numbers(prose))
+    stale = sorted(set(_constants(nb, path)) - typed)
+    assert not stale, f"{path.relative_to(ROOT)}: design constants no longer typed in the prose: {stale}"
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_markdown_page_types_no_computed_number(path):
+    rel = str(path.relative_to(ROOT))
+    found = typed_numbers(path.read_text(), PAGE_CONSTANTS.get(rel, set()))
+    assert not found, (
+        f"{rel}: decimal numbers typed in a markdown page: {found}. A page that is not executed "
+        "cannot compute them: glue them from the notebook that does ({glue:text}`path::key`), or "
+        "add a fixed fact to PAGE_CONSTANTS in tests/test_prose_numbers.py."
+    )
+
+
+# ---------------------------------------------------------------- the checker itself
+
+
+def test_a_hand_typed_figure_is_caught():
+    assert typed_numbers("Concatenation is right on 0.828 of the sarcastic reviews.") == ["0.828"]
+    assert typed_numbers("found the model 1.7 points below the ceiling") == ["1.7"]
+    # in an exercise's solution too: a directive's body is prose
+    assert typed_numbers("```{solution} ch1-ex1\n:class: dropdown\n\nIt reaches 0.917.\n```") == ["0.917"]
+    assert typed_numbers("$\\Phi(1.385) \\approx 0.917$") == ["1.385", "0.917"]
+
+
+def test_glued_code_and_allowed_numbers_pass():
+    assert typed_numbers("Concatenation scores {glue:text}`ch7_acc:.3f` on the test set.") == []
+    assert typed_numbers("{glue:}`ch6_table` and {glue:md}`other.ipynb::key`") == []
+    assert typed_numbers("Call `bayes_ceilings(sarcasm_rate=0.0)` first.") == []
+    assert typed_numbers("```python\nmodel.fit(x, lr=0.001)\n```\nthen prose") == []
+    assert typed_numbers("With reliability $r = 0.95$.", allowed=["0.95"]) == []
+    assert typed_numbers("Keras 3.15.1 and Python 3.11", allowed=["3.11"]) == []
+    assert typed_numbers("see equation {eq}`ch3-eq1.2` and [the docs](https://x.org/v1.2)") == []
