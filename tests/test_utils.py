@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import mmtutor
-from mmtutor.utils import environment_report, format_report, set_seed
+from mmtutor.utils import environment_report, format_report, global_seed, glue, set_seed
 
 
 def test_version_check():
@@ -13,7 +13,7 @@ def test_version_check():
         mmtutor.check_version(1)
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "3", None, True])
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
 def test_set_seed_rejects_bad_seeds(bad):
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         set_seed(bad)
@@ -111,3 +111,84 @@ def test_quiet_tf_data_passes_other_lines_through(capfd):
     err = capfd.readouterr().err
     assert "real problem" in err and "progress" in err
     assert "use_unbounded_threadpool" not in err
+
+
+# ------------------------------------------------------------------ the global seed knob
+
+
+def test_global_seed_defaults_to_zero_and_honours_the_variable(monkeypatch):
+    monkeypatch.delenv("MMTUTOR_SEED", raising=False)
+    assert global_seed() == 0 and global_seed(2) == 2
+    monkeypatch.setenv("MMTUTOR_SEED", "7")
+    assert global_seed() == 7 and global_seed(2) == 9
+    monkeypatch.setenv("MMTUTOR_SEED", " 3 ")
+    assert global_seed() == 3
+    monkeypatch.setenv("MMTUTOR_SEED", "")
+    assert global_seed() == 0
+
+
+@pytest.mark.parametrize("raw", ["-1", "1.5", "one", "1e3", "²"])
+def test_global_seed_names_the_variable_when_it_is_bad(monkeypatch, raw):
+    monkeypatch.setenv("MMTUTOR_SEED", raw)
+    with pytest.raises(ValueError, match=r"MMTUTOR_SEED must be a non-negative integer, got"):
+        global_seed()
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "1"])
+def test_global_seed_rejects_a_bad_offset(bad):
+    with pytest.raises(ValueError, match="offset must be a non-negative integer"):
+        global_seed(bad)
+
+
+def test_set_seed_none_takes_the_global_seed(monkeypatch):
+    monkeypatch.setenv("MMTUTOR_SEED", "5")
+    assert set_seed() == 5
+    a = np.random.rand(3)
+    set_seed(5)
+    np.testing.assert_array_equal(a, np.random.rand(3))
+
+
+def test_train_run_and_the_cli_default_to_the_global_seed(monkeypatch):
+    import inspect
+
+    from mmtutor import cli
+    from mmtutor.train import train_run
+
+    assert inspect.signature(train_run).parameters["seed"].default is None
+    assert cli.build_parser().parse_args(["train", "--out", "x"]).seed is None
+
+
+# ------------------------------------------------------------------ glue
+
+
+def test_glue_returns_the_value_and_stores_nothing_outside_a_kernel(capsys):
+    value = np.float64(0.91234)
+    assert glue("ch0_acc", value, ".3f") is value
+    assert glue("ch0_n", 55, "d") == 55
+    assert capsys.readouterr().out == ""
+
+
+def test_glue_in_a_kernel_stores_the_formatted_text(monkeypatch):
+    import IPython
+    import myst_nb
+
+    stored = {}
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(myst_nb, "glue", lambda name, text, display: stored.update({name: (text, display)}))
+    glue("ch0_acc", np.float32(0.91234), ".3f")
+    glue("ch0_share", 0.25, ".0%")
+    glue("ch0_count", np.int64(2300097), ",d")
+    glue("ch0_word", "late")
+    assert stored == {"ch0_acc": ("0.912", False), "ch0_share": ("25%", False),
+                      "ch0_count": ("2,300,097", False), "ch0_word": ("late", False)}
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x.y", None, 3])
+def test_glue_rejects_a_bad_name(name):
+    with pytest.raises(ValueError, match="name must be a non-empty string"):
+        glue(name, 1.0)
+
+
+def test_glue_names_the_key_when_the_format_does_not_apply():
+    with pytest.raises(ValueError, match=r"fmt='d' does not apply to 'ch0_acc'"):
+        glue("ch0_acc", 0.5, "d")
