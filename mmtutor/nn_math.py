@@ -17,7 +17,9 @@ Keras' conventions, so weights can be passed straight from ``layer.get_weights()
 Computation happens in the floating dtype of the inputs: float32 arrays stay float32 (what
 Keras uses), float64 arrays stay float64, and integer or boolean arrays become float32.
 
-Nothing here is meant for training (there are no gradients); it is meant for reading.
+Nothing here is meant for training real models; it is meant for reading. The last section
+(backpropagation through a small dense network, SGD with momentum, Adam, cosine decay) shows
+how training works and agrees with automatic differentiation and Keras' optimizers.
 """
 
 import numbers
@@ -40,6 +42,12 @@ __all__ = [
     "multi_head_attention",
     "binary_cross_entropy",
     "categorical_cross_entropy",
+    "layer_norm",
+    "mlp_forward",
+    "mlp_backward",
+    "sgd_step",
+    "adam_step",
+    "cosine_decay",
 ]
 
 _PADDINGS = ("valid", "same")
@@ -993,3 +1001,389 @@ def categorical_cross_entropy(y_true, p, eps=1e-7, from_logits=False, axis=-1, r
             raise ValueError("each row of p must have a positive sum to be a probability distribution")
         log_p = np.log(np.clip(p / total, eps, 1 - p.dtype.type(eps)))
     return _reduce(-np.sum(y_true * log_p, axis=axis), reduction)
+
+
+# --------------------------------------------------------------------------------------------
+# Normalisation
+# --------------------------------------------------------------------------------------------
+
+
+def layer_norm(x, gamma=None, beta=None, epsilon=1e-3, axis=-1):
+    """Layer normalisation ``gamma * (x - mean) / sqrt(var + epsilon) + beta``.
+
+    Defined in the chapter "The math of CNNs, RNNs and attention" (layer normalisation).
+
+    The mean and the (biased) variance are taken over ``axis`` of *each sample on its own*, not
+    over the batch, so the result does not depend on the other samples in the batch. Agrees
+    with ``keras.layers.LayerNormalization(axis=axis, epsilon=epsilon)`` given that layer's
+    ``gamma`` and ``beta`` (Keras' default ``epsilon`` is 1e-3).
+
+    Parameters
+    ----------
+    x : array_like
+        Input of any shape with at least one axis.
+    gamma, beta : array_like, optional
+        Scale and offset, of shape ``(x.shape[axis],)``; default 1 and 0.
+    epsilon : float, default 1e-3
+        Added to the variance so that a constant row does not divide by zero.
+    axis : int, default -1
+        The feature axis normalised over.
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``x``.
+
+    Examples
+    --------
+    >>> from mmtutor.nn_math import layer_norm
+    >>> layer_norm([[1.0, 2.0, 3.0]], epsilon=0.0).round(3)
+    array([[-1.225,  0.   ,  1.225]])
+    """
+    x, gamma, beta = _floats({"x": x, "gamma": gamma, "beta": beta})
+    if x.ndim == 0:
+        raise ValueError("x must be at least 1-D, got a scalar")
+    axis = _check_axis(axis, x.ndim)
+    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or epsilon < 0:
+        raise ValueError(f"epsilon must be a non-negative number, got {epsilon!r}")
+    n = x.shape[axis]
+    for value, name in ((gamma, "gamma"), (beta, "beta")):
+        if value is not None:
+            _check_shape(value, name, (n,), f"one value per feature along axis {axis}")
+    shape = [1] * x.ndim
+    shape[axis] = n
+    mean = x.mean(axis=axis, keepdims=True)
+    var = np.square(x - mean).mean(axis=axis, keepdims=True)
+    y = (x - mean) / np.sqrt(var + x.dtype.type(epsilon))
+    if gamma is not None:
+        y = y * gamma.reshape(shape)
+    if beta is not None:
+        y = y + beta.reshape(shape)
+    return y
+
+
+# --------------------------------------------------------------------------------------------
+# Backpropagation and gradient descent
+# --------------------------------------------------------------------------------------------
+
+
+def _mlp_args(params, x):
+    if not isinstance(params, (list, tuple)) or len(params) != 4:
+        raise ValueError(
+            "params must be a list [W1, b1, W2, b2] (the get_weights() of two Dense layers), "
+            f"got {type(params).__name__}" + (f" of {len(params)} arrays" if isinstance(params, (list, tuple)) else "")
+        )
+    x, w1, b1, w2, b2 = _floats({"x": x, "W1": params[0], "b1": params[1], "W2": params[2], "b2": params[3]})
+    _check_ndim(x, "x", 2, "(batch, features)")
+    _check_ndim(w1, "W1", 2, "(features, hidden)")
+    _check_ndim(w2, "W2", 2, "(hidden, classes)")
+    if w1.shape[0] != x.shape[1]:
+        raise ValueError(f"W1 expects {w1.shape[0]} features but x has {x.shape[1]} (x shape {x.shape})")
+    _check_shape(b1, "b1", (w1.shape[1],), "one bias per hidden unit")
+    if w2.shape[0] != w1.shape[1]:
+        raise ValueError(f"W2 must have {w1.shape[1]} rows (the hidden units of W1), got shape {w2.shape}")
+    _check_shape(b2, "b2", (w2.shape[1],), "one bias per class")
+    return x, w1, b1, w2, b2
+
+
+def mlp_forward(params, x):
+    """Logits of a two-layer perceptron ``relu(x W1 + b1) W2 + b2``.
+
+    Defined in the chapter "The math of CNNs, RNNs and attention" (backpropagation).
+
+    Parameters
+    ----------
+    params : list of 4 arrays
+        ``[W1, b1, W2, b2]`` with shapes ``(features, hidden)``, ``(hidden,)``,
+        ``(hidden, classes)``, ``(classes,)``: the ``get_weights()`` of a
+        ``Dense(hidden, activation="relu")`` followed by a ``Dense(classes)``.
+    x : array_like, shape (batch, features)
+
+    Returns
+    -------
+    ndarray, shape (batch, classes)
+        The logits (no softmax).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmtutor.nn_math import mlp_forward
+    >>> params = [np.eye(2), np.zeros(2), np.ones((2, 3)), np.zeros(3)]
+    >>> mlp_forward(params, [[1.0, -1.0]])
+    array([[1., 1., 1.]])
+    """
+    x, w1, b1, w2, b2 = _mlp_args(params, x)
+    return relu(x @ w1 + b1) @ w2 + b2
+
+
+def mlp_backward(params, x, y_true):
+    """Loss and gradients of a two-layer perceptron with softmax cross-entropy, by backpropagation.
+
+    Defined in the chapter "The math of CNNs, RNNs and attention" (backpropagation).
+
+    The forward pass is ``a = x W1 + b1``, ``h = relu(a)``, ``z = h W2 + b2`` and the loss is
+    the mean categorical cross-entropy of ``softmax(z)`` against ``y_true``. The backward pass
+    applies the chain rule layer by layer, from the loss back to the input weights::
+
+        dz  = (softmax(z) - y) / N          # the softmax and cross-entropy together
+        dW2 = h^T dz,   db2 = sum_n dz
+        dh  = dz W2^T
+        da  = dh * [a > 0]                  # ReLU passes the gradient where it was active
+        dW1 = x^T da,   db1 = sum_n da
+
+    The gradients agree with automatic differentiation (``tf.GradientTape``) of
+    ``keras.losses.CategoricalCrossentropy(from_logits=True)`` on the same weights.
+
+    Parameters
+    ----------
+    params : list of 4 arrays
+        ``[W1, b1, W2, b2]``, as in :func:`mlp_forward`.
+    x : array_like, shape (batch, features)
+    y_true : array_like
+        Integer class labels of shape ``(batch,)``, or one-hot targets of shape
+        ``(batch, classes)``.
+
+    Returns
+    -------
+    loss : float
+        Mean cross-entropy over the batch.
+    grads : list of 4 ndarrays
+        Gradients of the loss with respect to ``W1, b1, W2, b2``, same shapes as ``params``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmtutor.nn_math import mlp_backward
+    >>> params = [np.eye(2), np.zeros(2), np.zeros((2, 2)), np.zeros(2)]
+    >>> loss, grads = mlp_backward(params, [[1.0, 0.0]], [1])
+    >>> round(loss, 4), grads[3]
+    (0.6931, array([ 0.5, -0.5]))
+    """
+    x, w1, b1, w2, b2 = _mlp_args(params, x)
+    n, classes = x.shape[0], w2.shape[1]
+    if n == 0:
+        raise ValueError("x is empty; there is no loss to compute")
+    y = _to_array(y_true, "y_true")
+    if y.ndim == 1:
+        if y.shape[0] != n or not np.all((y == np.round(y)) & (y >= 0) & (y < classes)):
+            raise ValueError(
+                f"y_true of shape {y.shape} must hold {n} integer labels in [0, {classes - 1}], "
+                f"got values from {y.min()} to {y.max()}" if y.size else f"y_true must hold {n} labels, got none"
+            )
+        y = np.eye(classes, dtype=x.dtype)[y.astype(int)]
+    else:
+        _check_shape(y, "y_true", (n, classes), "one-hot targets, (batch, classes)")
+        y = y.astype(x.dtype)
+    a = x @ w1 + b1
+    h = relu(a)
+    z = h @ w2 + b2
+    log_p = _log_softmax(z, -1)
+    loss = float(-(y * log_p).sum(axis=-1).mean())
+    dz = (np.exp(log_p) - y) / x.dtype.type(n)
+    dw2, db2 = h.T @ dz, dz.sum(axis=0)
+    da = (dz @ w2.T) * (a > 0)
+    dw1, db1 = x.T @ da, da.sum(axis=0)
+    return loss, [dw1, db1, dw2, db2]
+
+
+def _check_params_grads(params, grads):
+    if not isinstance(params, (list, tuple)) or not isinstance(grads, (list, tuple)):
+        raise ValueError(
+            f"params and grads must be lists of arrays, got {type(params).__name__} and {type(grads).__name__}"
+        )
+    if len(params) != len(grads):
+        raise ValueError(f"params and grads must have the same length, got {len(params)} and {len(grads)}")
+    out_p, out_g = [], []
+    for i, (p, g) in enumerate(zip(params, grads)):
+        p, g = _floats({f"params[{i}]": p, f"grads[{i}]": g})
+        if p.shape != g.shape:
+            raise ValueError(f"grads[{i}] must have the shape of params[{i}] {p.shape}, got {g.shape}")
+        out_p.append(p)
+        out_g.append(g)
+    return out_p, out_g
+
+
+def _check_rate(value, name, low=0.0, high=None, low_open=False):
+    bad = isinstance(value, bool) or not isinstance(value, numbers.Real)
+    if not bad:
+        bad = value < low or (low_open and value == low) or (high is not None and value >= high)
+    if bad:
+        interval = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'})"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    return float(value)
+
+
+def sgd_step(params, grads, lr=0.01, state=None, momentum=0.0, nesterov=False):
+    """One step of stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    Defined in the chapter "The math of CNNs, RNNs and attention" (gradient descent).
+
+    Plain SGD is ``theta <- theta - lr * g``. With momentum ``mu`` a velocity ``m`` (starting
+    at 0) accumulates the past steps, in the form Keras uses::
+
+        m     <- mu * m - lr * g
+        theta <- theta + m                       # momentum
+        theta <- theta + mu * m - lr * g         # nesterov=True: look one step ahead
+
+    Agrees with ``keras.optimizers.SGD(learning_rate=lr, momentum=mu, nesterov=nesterov)``
+    applied to the same variables and gradients.
+
+    Parameters
+    ----------
+    params, grads : list of arrays
+        The parameters and the gradients of the loss with respect to them, same shapes.
+    lr : float, default 0.01
+        The learning rate.
+    state : dict, optional
+        The returned state of the previous step (``{"velocity": [...]}``); None at the first step.
+    momentum : float in [0, 1), default 0
+    nesterov : bool, default False
+
+    Returns
+    -------
+    params : list of ndarrays
+        The updated parameters (the inputs are not modified).
+    state : dict
+        Pass it to the next call.
+
+    Examples
+    --------
+    >>> from mmtutor.nn_math import sgd_step
+    >>> params, state = sgd_step([[1.0, 2.0]], [[0.5, -1.0]], lr=0.1)
+    >>> params[0]
+    array([0.95, 2.1 ])
+    """
+    params, grads = _check_params_grads(params, grads)
+    lr = _check_rate(lr, "lr", 0.0, low_open=True)
+    momentum = _check_rate(momentum, "momentum", 0.0, 1.0)
+    if not isinstance(nesterov, bool):
+        raise ValueError(f"nesterov must be True or False, got {nesterov!r}")
+    if momentum == 0.0:
+        return [p - p.dtype.type(lr) * g for p, g in zip(params, grads)], {"velocity": None}
+    velocity = None if state is None else state.get("velocity") if isinstance(state, dict) else False
+    if velocity is False:
+        raise ValueError(f"state must be the dict returned by the previous sgd_step, got {type(state).__name__}")
+    if velocity is None:
+        velocity = [np.zeros_like(p) for p in params]
+    if len(velocity) != len(params) or any(m.shape != p.shape for m, p in zip(velocity, params)):
+        raise ValueError("state['velocity'] does not match params: pass the state of the same parameters")
+    new_params, new_velocity = [], []
+    for p, g, m in zip(params, grads, velocity):
+        mu, rate = p.dtype.type(momentum), p.dtype.type(lr)
+        m = mu * m - rate * g
+        new_params.append(p + (mu * m - rate * g if nesterov else m))
+        new_velocity.append(m)
+    return new_params, {"velocity": new_velocity}
+
+
+def adam_step(params, grads, state=None, lr=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """One step of Adam, in exactly the form of ``keras.optimizers.Adam``.
+
+    Defined in the chapter "The math of CNNs, RNNs and attention" (gradient descent).
+
+    Adam keeps running averages of the gradient ``m`` and of its square ``v`` and divides one by
+    the square root of the other, so each parameter gets its own step size. At step ``t``
+    (1, 2, ...)::
+
+        m     <- beta_1 m + (1 - beta_1) g
+        v     <- beta_2 v + (1 - beta_2) g**2
+        alpha  = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)      # both bias corrections
+        theta <- theta - alpha * m / (sqrt(v) + epsilon)
+
+    This is the form of Kingma and Ba's paper (section 2, "efficiency") that Keras 3 implements:
+    epsilon is added to ``sqrt(v)`` of the *uncorrected* ``v``. The paper's main algorithm,
+    ``m_hat / (sqrt(v_hat) + epsilon)`` with ``v_hat = v / (1 - beta_2**t)``, is the same
+    update with a slightly larger epsilon; the two differ only where ``sqrt(v)`` is comparable
+    to epsilon.
+
+    Parameters
+    ----------
+    params, grads : list of arrays
+        The parameters and the gradients of the loss with respect to them, same shapes.
+    state : dict, optional
+        The returned state of the previous step (``{"step": t, "m": [...], "v": [...]}``);
+        None at the first step.
+    lr : float, default 1e-3
+    beta_1 : float in [0, 1), default 0.9
+    beta_2 : float in [0, 1), default 0.999
+    epsilon : float, default 1e-7
+        Keras' default (the paper uses 1e-8).
+
+    Returns
+    -------
+    params : list of ndarrays
+        The updated parameters (the inputs are not modified).
+    state : dict
+        Pass it to the next call.
+
+    Examples
+    --------
+    >>> from mmtutor.nn_math import adam_step
+    >>> params, state = adam_step([[1.0, 2.0]], [[0.5, -1.0]], lr=0.1)
+    >>> params[0].round(4), state["step"]
+    (array([0.9, 2.1]), 1)
+    """
+    params, grads = _check_params_grads(params, grads)
+    lr = _check_rate(lr, "lr", 0.0, low_open=True)
+    beta_1 = _check_rate(beta_1, "beta_1", 0.0, 1.0)
+    beta_2 = _check_rate(beta_2, "beta_2", 0.0, 1.0)
+    epsilon = _check_rate(epsilon, "epsilon", 0.0)
+    if state is None:
+        state = {"step": 0, "m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params]}
+    if not isinstance(state, dict) or not {"step", "m", "v"} <= set(state):
+        raise ValueError("state must be the dict returned by the previous adam_step (keys 'step', 'm', 'v')")
+    if len(state["m"]) != len(params) or any(m.shape != p.shape for m, p in zip(state["m"], params)):
+        raise ValueError("state['m'] does not match params: pass the state of the same parameters")
+    t = state["step"] + 1
+    new_params, new_m, new_v = [], [], []
+    for p, g, m, v in zip(params, grads, state["m"], state["v"]):
+        f = p.dtype.type
+        m = m + (g - m) * f(1 - beta_1)
+        v = v + (np.square(g) - v) * f(1 - beta_2)
+        alpha = f(lr) * np.sqrt(f(1) - f(beta_2) ** f(t)) / (f(1) - f(beta_1) ** f(t))
+        new_params.append(p - m * alpha / (np.sqrt(v) + f(epsilon)))
+        new_m.append(m)
+        new_v.append(v)
+    return new_params, {"step": t, "m": new_m, "v": new_v}
+
+
+def cosine_decay(step, initial_learning_rate, decay_steps, alpha=0.0):
+    """The learning rate at ``step`` under cosine decay, as ``keras.optimizers.schedules.CosineDecay``.
+
+    Defined in the chapter "The math of CNNs, RNNs and attention" (gradient descent).
+
+    ``lr(t) = lr_0 * [(1 - alpha) * (1 + cos(pi * min(t, T) / T)) / 2 + alpha]``: it starts at
+    ``lr_0``, falls slowly, fastest half-way, slowly again, and stays at ``alpha * lr_0`` from
+    step ``T = decay_steps`` on (Loshchilov and Hutter's schedule without restarts).
+
+    Parameters
+    ----------
+    step : int or array_like of ints
+        Optimizer step(s), counted from 0.
+    initial_learning_rate : float
+    decay_steps : int
+        ``T``, the number of steps over which the rate decays.
+    alpha : float in [0, 1], default 0
+        The final rate as a fraction of the initial one.
+
+    Returns
+    -------
+    float or ndarray
+
+    Examples
+    --------
+    >>> from mmtutor.nn_math import cosine_decay
+    >>> [round(float(cosine_decay(t, 0.1, 100)), 4) for t in (0, 50, 100, 200)]
+    [0.1, 0.05, 0.0, 0.0]
+    """
+    step = _to_array(step, "step")
+    if np.any(step < 0):
+        raise ValueError("step must be non-negative")
+    initial_learning_rate = _check_rate(initial_learning_rate, "initial_learning_rate", 0.0, low_open=True)
+    if isinstance(decay_steps, bool) or not isinstance(decay_steps, numbers.Integral) or decay_steps < 1:
+        raise ValueError(f"decay_steps must be a positive int, got {decay_steps!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    fraction = np.minimum(step, decay_steps) / decay_steps
+    rate = initial_learning_rate * ((1 - alpha) * 0.5 * (1 + np.cos(np.pi * fraction)) + alpha)
+    return float(rate) if np.ndim(rate) == 0 else rate

@@ -544,3 +544,150 @@ def test_loss_bad_input():
         categorical_cross_entropy([[0, 1]], [[0.4, 0.6]], axis=2)
     with pytest.raises(ValueError, match=r"x must be at least 1-D"):
         softmax(3.0)
+
+
+# ------------------------------------------------- layer norm, backpropagation, optimizers
+
+from mmtutor.nn_math import adam_step, cosine_decay, layer_norm, mlp_backward, mlp_forward, sgd_step  # noqa: E402
+
+
+@pytest.mark.parametrize("shape, axis, epsilon", [((4, 6), -1, 1e-3), ((2, 5, 8), -1, 1e-6), ((3, 7, 2), 1, 1e-3)])
+def test_layer_norm_matches_keras(shape, axis, epsilon):
+    rng = np.random.default_rng(0)
+    x = rand(rng, *shape, scale=3.0) + 2.0
+    layer = keras.layers.LayerNormalization(axis=axis, epsilon=epsilon)
+    layer.build(shape)
+    gamma, beta = keras_weights_randomised(layer, rng)
+    assert_close(layer_norm(x, gamma, beta, epsilon=epsilon, axis=axis), layer(x))
+
+
+def _mlp(rng, features=5, hidden=7, classes=3):
+    return [rand(rng, features, hidden), rand(rng, hidden, scale=0.5), rand(rng, hidden, classes), rand(rng, classes, scale=0.5)]
+
+
+@pytest.mark.parametrize("labels_as", ["integers", "one-hot"])
+def test_mlp_backward_matches_gradient_tape(labels_as):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    params = _mlp(rng)
+    x = rand(rng, 16, 5)
+    labels = rng.integers(0, 3, size=16)
+    y = labels if labels_as == "integers" else np.eye(3, dtype="float32")[labels]
+    loss, grads = mlp_backward(params, x, y)
+
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(7, activation="relu"), keras.layers.Dense(3)])
+    model.set_weights(params)
+    with tf.GradientTape() as tape:
+        logits = model(x)
+        keras_loss = keras.losses.CategoricalCrossentropy(from_logits=True)(np.eye(3, dtype="float32")[labels], logits)
+    keras_grads = tape.gradient(keras_loss, model.trainable_variables)
+    assert abs(loss - float(keras_loss)) < ATOL
+    assert_close(mlp_forward(params, x), logits)
+    for ours, theirs in zip(grads, keras_grads):
+        assert_close(ours, theirs)
+
+
+def test_mlp_backward_matches_finite_differences():
+    rng = np.random.default_rng(2)
+    params = [p.astype("float64") for p in _mlp(rng, 3, 4, 2)]
+    x, y = rng.normal(size=(6, 3)), rng.integers(0, 2, size=6)
+    _, grads = mlp_backward(params, x, y)
+    h = 1e-6
+    for i, p in enumerate(params):
+        for idx in np.ndindex(p.shape):
+            up = [q.copy() for q in params]
+            down = [q.copy() for q in params]
+            up[i][idx] += h
+            down[i][idx] -= h
+            numeric = (mlp_backward(up, x, y)[0] - mlp_backward(down, x, y)[0]) / (2 * h)
+            assert abs(numeric - grads[i][idx]) < 1e-6
+
+
+def _keras_steps(optimizer, params, grad_fn, steps):
+    variables = [keras.Variable(p) for p in params]
+    for _ in range(steps):
+        grads = grad_fn([keras.ops.convert_to_numpy(v) for v in variables])
+        optimizer.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in grads], variables))
+    return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
+def _grad_fn(x, y):
+    return lambda params: mlp_backward(params, x, y)[1]
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True), (0.5, True)])
+def test_sgd_steps_match_keras_sgd(momentum, nesterov):
+    rng = np.random.default_rng(3)
+    params, x, y = _mlp(rng), rand(rng, 16, 5), rng.integers(0, 3, size=16)
+    grad_fn = _grad_fn(x, y)
+    ours, state = params, None
+    for _ in range(5):
+        ours, state = sgd_step(ours, grad_fn(ours), lr=0.1, state=state, momentum=momentum, nesterov=nesterov)
+    theirs = _keras_steps(keras.optimizers.SGD(0.1, momentum=momentum, nesterov=nesterov), params, grad_fn, 5)
+    for a, b in zip(ours, theirs):
+        assert_close(a, b)
+
+
+@pytest.mark.parametrize("lr, beta_1, beta_2, epsilon", [(1e-3, 0.9, 0.999, 1e-7), (0.05, 0.8, 0.99, 1e-3)])
+def test_adam_steps_match_keras_adam(lr, beta_1, beta_2, epsilon):
+    rng = np.random.default_rng(4)
+    params, x, y = _mlp(rng), rand(rng, 16, 5), rng.integers(0, 3, size=16)
+    grad_fn = _grad_fn(x, y)
+    ours, state = params, None
+    for _ in range(6):
+        ours, state = adam_step(ours, grad_fn(ours), state, lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+    assert state["step"] == 6
+    optimizer = keras.optimizers.Adam(lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+    theirs = _keras_steps(optimizer, params, grad_fn, 6)
+    for a, b in zip(ours, theirs):
+        assert_close(a, b)
+
+
+def test_adam_epsilon_is_added_to_the_uncorrected_sqrt_v():
+    # With a large epsilon the two textbook forms differ; Keras' form is the one we implement.
+    g, eps, lr = np.array([1e-3], "float32"), 1e-2, 1.0
+    (ours,), _ = adam_step([np.zeros(1, "float32")], [g], lr=lr, epsilon=eps)
+    m, v = 0.1 * g, 0.001 * g**2
+    keras_form = -lr * np.sqrt(1 - 0.999) / (1 - 0.9) * m / (np.sqrt(v) + eps)
+    paper_form = -lr * (m / 0.1) / (np.sqrt(v / 0.001) + eps)
+    np.testing.assert_allclose(ours, keras_form, rtol=1e-5)
+    assert abs(ours[0] - paper_form[0]) > 1e-3 * abs(paper_form[0])
+
+
+def test_cosine_decay_matches_keras_schedule():
+    schedule = keras.optimizers.schedules.CosineDecay(0.1, decay_steps=40, alpha=0.05)
+    steps = np.arange(0, 60, 3)
+    theirs = np.array([float(schedule(int(s))) for s in steps])
+    np.testing.assert_allclose(cosine_decay(steps, 0.1, 40, alpha=0.05), theirs, rtol=1e-6)
+
+
+def test_backprop_and_optimizers_bad_input():
+    rng = np.random.default_rng(5)
+    params, x = _mlp(rng), rand(rng, 4, 5)
+    with pytest.raises(ValueError, match=r"params must be a list \[W1, b1, W2, b2\].*of 3 arrays"):
+        mlp_forward(params[:3], x)
+    with pytest.raises(ValueError, match=r"W1 expects 5 features but x has 6"):
+        mlp_forward(params, rand(rng, 4, 6))
+    with pytest.raises(ValueError, match=r"b2 must have shape \(3,\)"):
+        mlp_forward(params[:3] + [np.zeros(2)], x)
+    with pytest.raises(ValueError, match=r"y_true of shape \(4,\) must hold 4 integer labels in \[0, 2\]"):
+        mlp_backward(params, x, [0, 1, 2, 3])
+    with pytest.raises(ValueError, match=r"y_true must have shape \(4, 3\)"):
+        mlp_backward(params, x, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"grads\[1\] must have the shape of params\[1\]"):
+        sgd_step(params, [params[0], params[0], params[2], params[3]])
+    with pytest.raises(ValueError, match=r"params and grads must have the same length, got 4 and 3"):
+        adam_step(params, params[:3])
+    with pytest.raises(ValueError, match=r"lr must be a number in \(0.0, inf\), got -0.1"):
+        sgd_step(params, params, lr=-0.1)
+    with pytest.raises(ValueError, match=r"momentum must be a number in \[0.0, 1.0\), got 1.5"):
+        sgd_step(params, params, momentum=1.5)
+    with pytest.raises(ValueError, match=r"beta_2 must be a number in \[0.0, 1.0\), got 1"):
+        adam_step(params, params, beta_2=1)
+    with pytest.raises(ValueError, match=r"state must be the dict returned by the previous adam_step"):
+        adam_step(params, params, state={"m": []})
+    with pytest.raises(ValueError, match=r"gamma must have shape \(5,\)"):
+        layer_norm(x, gamma=np.ones(4))
+    with pytest.raises(ValueError, match=r"decay_steps must be a positive int, got 0"):
+        cosine_decay(3, 0.1, 0)
