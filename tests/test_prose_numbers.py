@@ -32,8 +32,7 @@ PAGE_CONSTANTS = {
 
 # {glue}`key`, {glue:text}`key:.3f`, {glue:md}`path::key` ...: the glued value, not typed.
 _GLUE = re.compile(r"\{glue(?::\w+)?\}`[^`]*`")
-# Fenced code blocks (``` or ~~~ followed by nothing or a language name, not a {directive}).
-_FENCE = re.compile(r"^(?P<f>`{3,}|~{3,})[ \t]*(?![ \t]*\{)[\w+-]*[ \t]*\n.*?^(?P=f)[ \t]*$", re.M | re.S)
+_FENCE_LINE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*(.*?)[ \t]*$")
 _INLINE_CODE = re.compile(r"(`+)(?!\{)[^`]+?\1")
 _ROLE_TARGET = re.compile(r"\{(?:eq|ref|numref|doc|cite(?::\w+)?|download|label|term)\}`[^`]*`")
 _LINK_TARGET = re.compile(r"\]\([^)]*\)|https?://\S+|:label:.*|:name:.*|:class:.*")
@@ -41,10 +40,34 @@ _LINK_TARGET = re.compile(r"\]\([^)]*\)|https?://\S+|:label:.*|:name:.*|:class:.
 _DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?![\w]|\.\d)")
 
 
+def _strip_code_blocks(markdown):
+    """Drop the lines of fenced code blocks; keep directives' bodies (exercises, boxes: prose).
+
+    A fence line opens a block unless it closes the innermost open one (same character, at
+    least as long, nothing after it). A block opened with ``{name}`` is a directive, whose body
+    is prose; any other block is code.
+    """
+    kept, stack = [], []  # stack of (fence, is_code)
+    for line in markdown.split("\n"):
+        m = _FENCE_LINE.match(line)
+        in_code = any(code for _, code in stack)
+        if m:
+            fence, info = m.groups()
+            top = stack[-1][0] if stack else None
+            if top and not info and fence[0] == top[0] and len(fence) >= len(top):
+                stack.pop()
+                continue
+            if not in_code:  # inside code, a fence line with an info string is just code
+                stack.append((fence, not info.startswith("{")))
+                continue
+        if not in_code:
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def typed_numbers(markdown, allowed=()):
     """The decimal numbers typed in ``markdown`` that are neither glued nor in ``allowed``."""
-    text = _GLUE.sub(" ", markdown)
-    text = _FENCE.sub(" ", text)
+    text = _strip_code_blocks(_GLUE.sub(" ", markdown))
     text = _ROLE_TARGET.sub(" ", text)
     text = _INLINE_CODE.sub(" ", text)
     text = _LINK_TARGET.sub(" ", text)
@@ -81,8 +104,7 @@ def test_notebook_prose_types_no_computed_number(path):
 def test_design_constants_are_used(path):
     """A listed constant that the prose no longer types is stale: the list stays short."""
     nb = nbformat.read(path, as_version=4)
-    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    typed = set(typed_numbers(prose))
+    typed = {n for c in nb.cells if c.cell_type == "markdown" for n in typed_numbers(c.source)}
     stale = sorted(set(_constants(nb, path)) - typed)
     assert not stale, f"{path.relative_to(ROOT)}: design constants no longer typed in the prose: {stale}"
 
@@ -107,6 +129,11 @@ def test_a_hand_typed_figure_is_caught():
     # in an exercise's solution too: a directive's body is prose
     assert typed_numbers("```{solution} ch1-ex1\n:class: dropdown\n\nIt reaches 0.917.\n```") == ["0.917"]
     assert typed_numbers("$\\Phi(1.385) \\approx 0.917$") == ["1.385", "0.917"]
+    # between two boxes, and inside a box that holds a code block, prose is still scanned
+    two_boxes = ("````{admonition} A\n```python\nx = 0.5\n```\nwhich gives 0.61\n````\n\nthen 0.72\n\n"
+                 "````{admonition} B\nand 0.83\n````")
+    assert typed_numbers(two_boxes) == ["0.61", "0.72", "0.83"]
+    assert typed_numbers(":::{solution} ex\nIt reaches 0.917.\n:::") == ["0.917"]
 
 
 def test_glued_code_and_allowed_numbers_pass():
