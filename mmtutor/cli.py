@@ -129,28 +129,37 @@ def _modalities_arg(text):
     return names
 
 
+_CHOICES = {"fusion": "FUSIONS", "text_kind": "TEXT_KINDS", "audio_kind": "AUDIO_KINDS"}
+
+
 def _train_arguments(parser):
-    from mmtutor.models.encoders import AUDIO_KINDS, TEXT_KINDS
-    from mmtutor.models.fusion_model import FUSION_NAMES
+    """The flags of ``mmtutor train``: the settings of :class:`mmtutor.runs.RunConfig`, whose
+    defaults stay there (a flag left out is not passed on)."""
+    import dataclasses
+
+    from mmtutor.runs import config as run_config
 
     parser.add_argument("--data", metavar="DIR", default=None,
                         help="dataset folder (default: the book's spoken-reviews dataset, generated into "
                              "the cache if needed)")
-    parser.add_argument("--fusion", choices=FUSION_NAMES, default="concat", help="fusion method (default concat)")
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder to write")
-    parser.add_argument("--epochs", type=int, default=20, help="maximum epochs; early stopping may end sooner "
-                                                              "(default 20)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="training seed (default: $MMTUTOR_SEED, or 0 when it is unset)")
-    parser.add_argument("--modalities", type=_modalities_arg, default=["text", "image", "audio"],
-                        metavar="LIST", help="comma-separated modalities (default text,image,audio)")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (default 0.001)")
-    parser.add_argument("--patience", type=int, default=4, help="early-stopping patience in epochs (default 4)")
-    parser.add_argument("--modality-dropout", type=float, default=0.0, metavar="R",
-                        help="probability of hiding each modality of a training sample (default 0)")
-    parser.add_argument("--text-kind", choices=TEXT_KINDS, default="gru", help="text encoder (default gru)")
-    parser.add_argument("--audio-kind", choices=AUDIO_KINDS, default="cnn", help="audio encoder (default cnn)")
+    defaults = run_config.RunConfig.__dataclass_fields__
+    for field, text in run_config.RunConfig.flags():
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
+        shown = ",".join(default) if isinstance(default, list) else default
+        options = {"default": None, "dest": field.name,
+                   "help": f"{text} (default {shown})" if default is not None else text}
+        if field.name in _CHOICES:
+            options["choices"] = getattr(run_config, _CHOICES[field.name])
+        elif field.name == "modalities":
+            options.update(type=_modalities_arg, metavar="LIST")
+        else:
+            options["type"] = type(default) if default is not None else int
+            if field.name == "modality_dropout":
+                options["metavar"] = "R"
+        parser.add_argument(flag, **options)
+    assert set(defaults) >= {"pretrain", "pretrain_epochs", "class_weight"}
     parser.add_argument("--no-pretrain", action="store_true",
                         help="train every encoder end to end on the label, even where the data annotates "
                              "each modality on its own (default: pretrain such encoders on that annotation, "
@@ -198,34 +207,47 @@ def _format_evaluation(result):
     return "\n".join(lines)
 
 
+def _train_settings(args):
+    """The RunConfig of the flags given (the others keep RunConfig's defaults)."""
+    from mmtutor.runs import RunConfig
+
+    settings = {field.name: getattr(args, field.name) for field, _ in RunConfig.flags()
+                if getattr(args, field.name) is not None}
+    if args.no_pretrain:
+        settings["pretrain"] = None
+    if args.pretrain_epochs is not None:
+        settings["pretrain_epochs"] = args.pretrain_epochs
+    if args.no_class_weight:
+        settings["class_weight"] = None
+    try:
+        return RunConfig(**settings)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(str(exc)) from None
+
+
 def _train_run(args):
     import time
 
     from mmtutor import data
-    from mmtutor.train import train_run
+    from mmtutor.runs import train_run
 
+    config = _train_settings(args)
     if args.data is None:
         dataset = data.load_spoken_reviews(progress=not args.no_progress)
     else:
         dataset = _load_data(args.data)
     start = time.perf_counter()
     try:
-        run = train_run(
-            dataset, args.out, fusion=args.fusion, modalities=args.modalities, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, seed=args.seed, patience=args.patience,
-            class_weight=None if args.no_class_weight else "balanced", modality_dropout=args.modality_dropout,
-            text_kind=args.text_kind, audio_kind=args.audio_kind, cache_dir=_cache_dir(args),
-            pretrain=None if args.no_pretrain else "auto", pretrain_epochs=args.pretrain_epochs,
-            overwrite=args.overwrite, progress=not args.no_progress,
-        )
+        run = train_run(dataset, args.out, config, cache_dir=_cache_dir(args), overwrite=args.overwrite,
+                        progress=not args.no_progress)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from None
     seconds = time.perf_counter() - start
-    metrics = json.loads((run.path / "metrics.json").read_text(encoding="utf-8"))
+    metrics = run.metrics
     if args.json:
         print(json.dumps({"run": str(run.path), "seconds": round(seconds, 1), **metrics}, indent=2))
         return 0
-    print(f"trained {args.fusion} fusion on {', '.join(run.modalities)} in {seconds:.1f} s: "
+    print(f"trained {config.fusion} fusion on {', '.join(run.modalities)} in {seconds:.1f} s: "
           f"{metrics['epochs_run']} epochs, best {metrics['best_epoch']}; run folder {run.path}")
     for split in ("val", "test"):
         if split in metrics:
@@ -244,7 +266,7 @@ def _evaluate_arguments(parser):
 
 
 def _load_run(path):
-    from mmtutor.train import RunError, load_run
+    from mmtutor.runs import RunError, load_run
 
     try:
         return load_run(path)
@@ -254,22 +276,17 @@ def _load_run(path):
 
 def _evaluate_run(args):
     run = _load_run(args.run)
-    if args.data is None:
-        path = run.config["data"]["path"]
-        if not os.path.exists(path):
-            raise CLIError(f"the dataset run {args.run!r} was trained on is no longer at {path!r}; pass --data DIR")
-        dataset = _load_data(path)
-    else:
-        dataset = _load_data(args.data)
-    try:
+    dataset = None if args.data is None else _load_data(args.data)
+    try:  # with no --data, the run's own dataset (Run.evaluate says if it has moved)
         result = run.evaluate(dataset, split=args.split, progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as exc:
-        raise CLIError(str(exc)) from None
-    result = {"run": str(run.path), "data": str(dataset.root), **result}
+        message = str(exc).replace("pass dataset=...", "pass --data DIR")
+        raise CLIError(message) from None
+    result = {"run": str(run.path), "data": str(result.pop("data")), **result}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"run {run.path} on {dataset.root}")
+        print(f"run {run.path} on {result['data']}")
         print(_format_evaluation(result))
     return 0
 

@@ -24,11 +24,12 @@ here do that, and measure what the comparison reports:
     Keep TensorFlow's harmless tf.data notice out of notebooks while Keras trains or predicts.
 """
 
-import numbers
 import time
 
 import keras
 import numpy as np
+
+from mmtutor._validation import check_int
 
 from mmtutor._quiet import quiet_tf_data
 from mmtutor.models.fusion_model import MASK_KEY, build_fusion_model
@@ -45,9 +46,7 @@ __all__ = [
 
 
 def _check_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_int(value, name, minimum=minimum)
 
 
 def _check_features(features, name="features"):

@@ -15,10 +15,8 @@ from mmtutor.data import load_manifest, make_spoken_reviews
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli_train") / "reviews"
-    make_spoken_reviews(root, n=60, seed=0, progress=False)
-    return root
+def data(small_reviews):
+    return small_reviews  # shared, read-only (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

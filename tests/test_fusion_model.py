@@ -258,7 +258,7 @@ def test_builder_arguments_are_validated():
         build_fusion_model(enc, "sum", 2)
     with pytest.raises(ValueError, match="num_classes must be an integer >= 2, got 1"):
         build_fusion_model(enc, "concat", 1)
-    with pytest.raises(ValueError, match=r"modality_dropout must be a number in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"modality_dropout must be a number in \[0.0, 1.0\)"):
         build_fusion_model(enc, "concat", 2, modality_dropout=1.0)
     with pytest.raises(ValueError, match="must accept a `modality_mask`"):
         build_fusion_model(enc, keras.layers.Concatenate(), 2)

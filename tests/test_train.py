@@ -18,10 +18,8 @@ TINY = dict(image_size=(16, 16), seq_len=12, audio={"n_mels": 16, "hop_length": 
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train") / "reviews"
-    make_spoken_reviews(root, n=60, seed=0, progress=False)
-    return root
+def data(small_reviews):
+    return small_reviews  # shared, read-only (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +214,7 @@ def test_load_run_errors_name_the_folder_and_the_problem(run, tmp_path):
         load_run(copy)
 
     (copy / "model.keras").write_bytes(b"not a zip")
-    with pytest.raises(RunError, match="model.keras cannot be loaded"):
+    with pytest.raises(RunError, match="model.keras is not a complete Keras file"):
         load_run(copy)
 
     (copy / "config.json").write_text("{not json")
@@ -336,3 +334,88 @@ def test_reuse_never_replaces_a_folder_that_is_not_a_run(data, tmp_path):
     with pytest.raises(FileExistsError):
         train_run(data, out, fusion="concat", epochs=1, seed=0, reuse=True, **TINY)
     assert (out / "notes.txt").read_text() == "my notes"
+
+
+# ------------------------------------------------------------- one featurizer for train and serve
+
+
+@pytest.fixture(scope="module")
+def gappy(tmp_path_factory):
+    """A dataset where half the samples miss one modality, and a run trained on it."""
+    root = tmp_path_factory.mktemp("gappy") / "reviews"
+    make_spoken_reviews(root, n=48, seed=3, progress=False, missing_rate=0.5)
+    out = tmp_path_factory.mktemp("runs") / "gappy"
+    return root, train_run(root, out, fusion="concat", epochs=1, seed=0, **TINY)
+
+
+def test_predicting_from_raw_files_reproduces_training_inputs_with_missing_modalities(gappy):
+    root, run = gappy
+    ds = load_manifest(root)
+    assert (~ds.masks).any(axis=0).all(), "the fixture should miss every modality somewhere"
+    stored = run.predictions.set_index("id")["prob"]
+    texts = [t if m else "" for t, m in zip(ds.texts, ds.masks[:, 0])]
+    prob = load_run(run.path).predict(texts=texts, image_paths=ds.image_paths, audio_paths=ds.audio_paths)
+    missing = ~ds.masks.all(axis=1)
+    np.testing.assert_allclose(prob[missing, 1], stored.loc[ds.frame["id"][missing]].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(prob[:, 1], stored.loc[ds.frame["id"]].to_numpy(), atol=1e-5)
+
+
+def test_a_run_carries_its_settings_metrics_history_and_predictions(run):
+    from mmtutor.runs import RunConfig
+
+    loaded = load_run(run.path)
+    for r in (run, loaded):
+        assert isinstance(r.settings, RunConfig) and r.settings.fusion == "concat" and r.settings.seed == 0
+        assert r.metrics == json.loads((run.path / "metrics.json").read_text())
+        assert list(r.history["epoch"]) == list(range(1, r.metrics["epochs_run"] + 1))
+        assert set(r.predictions.columns) == {"id", "split", "label", "prob", "pred"}
+        assert r.predictions["id"].dtype == object
+    assert loaded.settings == run.settings
+
+
+def test_train_run_takes_a_config_and_refuses_unknown_settings(data, tmp_path):
+    from mmtutor.runs import RunConfig
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+        train_run(data, tmp_path / "run", epoch=1)
+    with pytest.raises(TypeError, match="config must be a mmtutor.runs.RunConfig"):
+        train_run(data, tmp_path / "run", {"epochs": 1})
+    run = train_run(data, tmp_path / "run", RunConfig(fusion="late", epochs=1, seed=2, **TINY), pretrain=None)
+    assert run.settings.fusion == "late" and run.settings.pretrain is None
+    assert json.loads((run.path / "config.json").read_text())["knobs"]["seed"] == 2
+
+
+# ------------------------------------------------------------- a hand-edited config.json is checked
+
+
+def _edit_config(run, tmp_path, edit):
+    copy = tmp_path / "edited"
+    shutil.copytree(run.path, copy)
+    config = json.loads((copy / "config.json").read_text())
+    edit(config)
+    (copy / "config.json").write_text(json.dumps(config))
+    return copy
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["preprocessing"].pop("audio_norm"), r"'preprocessing' must hold"),
+    (lambda c: c.update(classes=[]), "'classes' must be a list of at least two distinct names"),
+    (lambda c: c.update(classes="ab"), "'classes' must be a list of at least two distinct names"),
+    (lambda c: c["preprocessing"].update(image_size=[100000, 100000]), "implausibly large"),
+    (lambda c: c.update(data=None), "'data' must be a dict"),
+    (lambda c: c["preprocessing"]["audio_norm"].update(mean=[0.0]), "one per mel band"),
+    (lambda c: c["knobs"].update(epochs=0), "epochs must be an integer >= 1"),
+    (lambda c: c["knobs"].update(colour="red"), r"unknown run settings \['colour'\]"),
+])
+def test_load_run_checks_a_hand_edited_config(run, tmp_path, edit, message):
+    with pytest.raises(RunError, match=message):
+        load_run(_edit_config(run, tmp_path, edit))
+
+
+def test_load_run_names_a_truncated_model(run, tmp_path):
+    copy = tmp_path / "truncated"
+    shutil.copytree(run.path, copy)
+    blob = (copy / "model.keras").read_bytes()
+    (copy / "model.keras").write_bytes(blob[: len(blob) // 3])
+    with pytest.raises(RunError, match=r"model.keras is not a complete Keras file \(truncated or corrupt"):
+        load_run(copy)

@@ -152,9 +152,9 @@ def test_train_run_and_the_cli_default_to_the_global_seed(monkeypatch):
     import inspect
 
     from mmtutor import cli
-    from mmtutor.train import train_run
+    from mmtutor.runs import RunConfig
 
-    assert inspect.signature(train_run).parameters["seed"].default is None
+    assert inspect.signature(RunConfig).parameters["seed"].default is None
     assert cli.build_parser().parse_args(["train", "--out", "x"]).seed is None
 
 

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmtutor._validation import MODALITIES
+
 __all__ = ["MODALITIES", "REQUIRED_COLUMNS", "SPLITS", "DataError", "MultimodalDataset", "load_manifest"]
 
-#: The modalities of a dataset, in the order of the columns of :attr:`MultimodalDataset.masks`.
-MODALITIES = ("text", "image", "audio")
+# MODALITIES (text, image, audio: the order of the columns of MultimodalDataset.masks) is defined
+# once, in mmtutor._validation, and imported at the top of this module.
 #: Columns every manifest must have.
 REQUIRED_COLUMNS = ("id", "split", "text", "image", "audio", "label")
 #: The allowed values of the ``split`` column.

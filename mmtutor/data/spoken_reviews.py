@@ -50,6 +50,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from mmtutor._validation import MODALITIES, check_int
 from mmtutor.data.faces import draw_face
 from mmtutor.data.grammar import DOMAINS, make_review
 
@@ -68,7 +69,7 @@ SAMPLE_RATE = 16000
 #: The three voices of the audio modality, indexed by what the audio shows.
 TONES = ("negative", "positive", "sarcastic")
 _EXPRESSIONS = ("frown", "smile", "smirk")  # what the image shows: 0, 1, 2 (2 = marker)
-_MODALITIES = ("text", "image", "audio")
+_MODALITIES = MODALITIES  # the one definition, in mmtutor.data.manifest
 
 #: Default values of the generator's knobs (read-only; pass changes to the functions).
 DEFAULT_KNOBS = MappingProxyType({
@@ -165,17 +166,11 @@ def check_knobs(**knobs):
 
 
 def _check_n(n, minimum=1):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an integer >= {minimum}, got {n!r}")
-    if n < minimum:
-        raise ValueError(f"n must be an integer >= {minimum}, got {n!r}")
-    return int(n)
+    return check_int(n, "n", minimum=minimum)
 
 
 def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return check_int(seed, "seed", minimum=0)
 
 
 # --------------------------------------------------------------------------------------------

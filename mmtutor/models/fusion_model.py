@@ -11,6 +11,8 @@ import os
 
 import keras
 import numpy as np
+
+from mmtutor._validation import check_float, check_int
 from keras import ops
 
 from mmtutor.fusion import (
@@ -41,24 +43,15 @@ MASK_KEY = "mask"
 
 
 def _check_num_classes(num_classes):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or (
-        num_classes < 2
-    ):
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    return int(num_classes)
+    return check_int(num_classes, "num_classes", minimum=2)
 
 
 def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return check_int(value, name, minimum=1)
 
 
 def _check_rate(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
+    return check_float(value, name, low=0.0, high=1.0, high_open=True)
 
 
 def make_fusion_layer(name, num_classes, hidden=64):
@@ -263,10 +256,15 @@ class FusionModel(keras.Model):
                 f"attention_maps needs a CrossModalAttentionFusion; this model fuses with "
                 f"{type(layer).__name__}"
             )
-        node = layer._inbound_nodes[0]
-        features = node.arguments.args[0]
-        mask = node.arguments.kwargs["modality_mask"]
-        probe = keras.Model(self.input, [list(features), mask])
+        # The fusion layer's symbolic inputs (Layer.input, public): its feature tensors, then the
+        # modality mask it was called with. A sub-model from the model's inputs to those gives the
+        # values to ask the layer for its weights.
+        tensors = list(layer.input)
+        if len(tensors) != len(self._modalities) + 1:
+            raise RuntimeError(f"unexpected inputs of the attention layer: {len(tensors)} tensors for "
+                               f"{len(self._modalities)} modalities")
+        features, mask = tensors[:-1], tensors[-1]
+        probe = keras.Model(self.input, [features, mask])
         feats, mask_value = probe(self._complete_inputs(inputs), training=False)
         maps = layer.attention_maps(feats, modality_mask=mask_value)
         names = self._modalities

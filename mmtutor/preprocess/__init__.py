@@ -13,9 +13,10 @@ Defined in the chapter on preprocessing.
 """
 
 from mmtutor.preprocess.audio import (
-    AMIN, DB_FLOOR, load_audio, log_mel, mfcc, mfcc_from_log_mel, num_frames, spec_augment,
+    AMIN, DB_FLOOR, fit_audio_stats, load_audio, log_mel, mfcc, mfcc_from_log_mel, num_frames, spec_augment,
+    standardize_audio,
 )
-from mmtutor.preprocess.features import AUDIO_DEFAULTS, extract_features, feature_cache_key
+from mmtutor.preprocess.features import AUDIO_DEFAULTS, extract_features, feature_cache_key, featurize
 from mmtutor.preprocess.image import augmentation, fit_image_stats, load_image, load_images, standardize
 from mmtutor.preprocess.text import TextVectorizer
 
@@ -23,5 +24,6 @@ __all__ = [
     "load_image", "load_images", "fit_image_stats", "standardize", "augmentation",
     "TextVectorizer",
     "load_audio", "log_mel", "mfcc", "mfcc_from_log_mel", "spec_augment", "num_frames", "AMIN", "DB_FLOOR",
-    "extract_features", "feature_cache_key", "AUDIO_DEFAULTS",
+    "fit_audio_stats", "standardize_audio",
+    "extract_features", "featurize", "feature_cache_key", "AUDIO_DEFAULTS",
 ]

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mmtutor._validation import check_int
+
 
 def check_positive_int(name, value, *, minimum=1):
-    """Return ``value`` as int, or raise ValueError naming ``name`` if it is not an int >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    """Return ``value`` as int (:func:`mmtutor._validation.check_int`, argument order of this module)."""
+    return check_int(value, name, minimum=minimum)
 
 
 def check_size(name, size):

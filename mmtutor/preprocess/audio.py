@@ -18,7 +18,7 @@ import scipy.fft
 from mmtutor.preprocess._checks import check_existing_file, check_positive_int
 
 __all__ = ["load_audio", "log_mel", "mfcc", "mfcc_from_log_mel", "spec_augment", "num_frames",
-           "AMIN", "DB_FLOOR"]
+           "fit_audio_stats", "standardize_audio", "AMIN", "DB_FLOOR"]
 
 AMIN = 1e-10  # smallest power before taking the log
 DB_FLOOR = float(10.0 * np.log10(AMIN))  # -100 dB: the log-mel value of silence
@@ -384,3 +384,90 @@ def spec_augment(spec, time_masks=2, time_width=10, freq_masks=2, freq_width=8, 
         batch[i][mask[i]] = fill
     out = batch.reshape(spec.shape)
     return (out, mask.reshape(spec.shape)) if return_mask else out
+
+
+def fit_audio_stats(train_log_mel, mask=None, *, min_std=1e-3):
+    """Per-mel-band mean and standard deviation of the TRAINING log-mel spectrograms.
+
+    Defined in the chapter on the sentiment project (the audio counterpart of
+    :func:`~mmtutor.preprocess.fit_image_stats`). Fit on the training split only and apply the
+    same statistics to every split and to new recordings with :func:`standardize_audio`.
+
+    Parameters
+    ----------
+    train_log_mel : array-like
+        Shape ``(n, frames, n_mels)``.
+    mask : array-like of bool, optional
+        Shape ``(n,)``; clips where it is False (missing ones, the log-mel of silence) are left
+        out. With no clip present at all, every clip is used.
+    min_std : float, default 1e-3
+        Floor of the standard deviation, so that a constant band does not divide by zero.
+
+    Returns
+    -------
+    dict
+        ``{"mean": [...], "std": [...]}``: lists of ``n_mels`` floats (JSON-ready, as stored in
+        a run's ``config.json``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmtutor.preprocess import fit_audio_stats
+    >>> x = np.stack([np.zeros((4, 2)), np.full((4, 2), 2.0)]).astype("float32")
+    >>> fit_audio_stats(x)
+    {'mean': [1.0, 1.0], 'std': [1.0, 1.0]}
+    """
+    x = np.asarray(train_log_mel)
+    if x.ndim != 3 or x.shape[0] == 0:
+        raise ValueError(f"train_log_mel must have shape (n >= 1, frames, n_mels), got {x.shape}")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (len(x),):
+            raise ValueError(f"mask must have shape ({len(x)},), got {mask.shape}")
+        if mask.any():
+            x = x[mask]
+    x = x.astype(np.float32, copy=False)
+    mean = x.mean(axis=(0, 1))
+    std = np.maximum(x.std(axis=(0, 1)), min_std)
+    return {"mean": mean.astype(float).tolist(), "std": std.astype(float).tolist()}
+
+
+def standardize_audio(log_mel_batch, present, stats):
+    """Standardise log-mel spectrograms per mel band; a missing clip becomes all zeros.
+
+    Defined in the chapter on the sentiment project. The same function prepares training
+    features and new recordings, so a model never sees inputs prepared another way.
+
+    Parameters
+    ----------
+    log_mel_batch : array-like, shape (n, frames, n_mels)
+    present : array-like of bool, shape (n,)
+        False for a missing clip: its values are set to 0, the standardised mean (the fusion
+        model's mask hides it anyway).
+    stats : dict
+        ``{"mean", "std"}`` from :func:`fit_audio_stats`, ``n_mels`` values each.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape.
+    """
+    x = np.asarray(log_mel_batch, dtype=np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"log_mel_batch must have shape (n, frames, n_mels), got {x.shape}")
+    try:
+        mean = np.asarray(stats["mean"], dtype=np.float32)
+        std = np.asarray(stats["std"], dtype=np.float32)
+    except (TypeError, KeyError, ValueError):
+        raise ValueError(f"stats must be a dict with 'mean' and 'std' lists, got {stats!r}"[:300]) from None
+    if mean.shape != (x.shape[-1],) or std.shape != (x.shape[-1],) or not np.all(std > 0):
+        raise ValueError(
+            f"stats must hold {x.shape[-1]} means and {x.shape[-1]} positive standard deviations (one per mel "
+            f"band), got {mean.shape[0] if mean.ndim else 'a scalar'} and {std.shape[0] if std.ndim else 'a scalar'}"
+        )
+    present = np.asarray(present, dtype=bool)
+    if present.shape != (len(x),):
+        raise ValueError(f"present must have shape ({len(x)},), got {present.shape}")
+    out = (x - mean) / std
+    out[~present] = 0.0
+    return out.astype(np.float32)

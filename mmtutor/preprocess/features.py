@@ -19,7 +19,7 @@ from mmtutor.preprocess.audio import DB_FLOOR, load_audio, log_mel, num_frames
 from mmtutor.preprocess.image import load_images
 from mmtutor.preprocess.text import TextVectorizer
 
-__all__ = ["extract_features", "feature_cache_key", "AUDIO_DEFAULTS"]
+__all__ = ["extract_features", "featurize", "feature_cache_key", "AUDIO_DEFAULTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -273,39 +273,101 @@ def extract_features(dataset, *, image_size=(64, 64), seq_len=None, vectorizer=N
     return {**arrays, "vectorizer": vectorizer, "cache_hit": False}
 
 
-def _compute(dataset, n, mask, image_size, settings, samples, frames, vectorizer, batch_size, progress):
+def featurize(texts, image_paths, audio_paths, *, image_size, audio, vectorizer, mask=None, batch_size=64,
+              progress=False, names=None):
+    """Raw inputs to model-ready arrays: the one path from files to features.
+
+    Defined in the chapter on preprocessing. :func:`extract_features` (training data) and a
+    trained run's ``predict`` (new recordings) both call this function, so a model never sees
+    inputs prepared another way than the ones it was trained on. Missing modalities: a missing
+    text is a row of 0 (padding), a missing image an all-zero image, a missing audio clip the
+    log-mel of silence (``DB_FLOOR`` everywhere).
+
+    Parameters
+    ----------
+    texts, image_paths, audio_paths : list of str
+        One entry per sample; ``""`` for a missing text, image or clip.
+    image_size : (int, int)
+    audio : dict
+        Complete log-mel settings (``sr``, ``seconds``, ``n_fft``, ``hop_length``, ``n_mels``).
+    vectorizer : TextVectorizer
+        Fitted on the training texts.
+    mask : array-like of bool, shape (n, 3), optional
+        Which modalities each sample has (text, image, audio). Default: a text is present when
+        it is not blank, an image or a clip when its path is not empty. When given, it must agree
+        with the paths (an error names the first sample where it does not).
+    batch_size : int, default 64
+        Files read per batch; the log-mel spectrograms of a batch are one librosa call.
+    progress : bool, default False
+    names : list of str, optional
+        Sample names used in error messages (default: the index).
+
+    Returns
+    -------
+    dict
+        ``"text"`` int32 ``(n, seq_len)``, ``"image"`` float32 ``(n, H, W, 3)``, ``"audio"``
+        float32 ``(n, frames, n_mels)``, ``"mask"`` bool ``(n, 3)``.
+    """
     from tqdm.auto import tqdm
 
-    ids = np.array([str(i) for i in dataset.frame["id"]]) if "id" in dataset.frame.columns else np.arange(n).astype(str)
-    image_paths = [str(p) for p in dataset.image_paths]
-    audio_paths = [str(p) for p in dataset.audio_paths]
-    for col, paths, name in ((1, image_paths, "image"), (2, audio_paths, "audio")):
-        has_path = np.array([p != "" for p in paths])
-        bad = np.flatnonzero(has_path != mask[:, col])
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(
-                f"dataset.masks says the {name} of sample {str(ids[i])!r} is "
-                f"{'present' if mask[i, col] else 'missing'}, but its path is {paths[i]!r}"
-            )
+    texts = ["" if t is None else t for t in texts]
+    image_paths = ["" if p is None else str(p) for p in image_paths]
+    audio_paths = ["" if p is None else str(p) for p in audio_paths]
+    n = len(texts)
+    if not len(image_paths) == len(audio_paths) == n:
+        raise ValueError(f"texts, image_paths and audio_paths must have one entry per sample, got "
+                         f"{n}, {len(image_paths)} and {len(audio_paths)}")
+    names = [str(i) for i in range(n)] if names is None else [str(x) for x in names]
+    image_size = check_size("image_size", image_size)
+    samples = int(round(audio["sr"] * audio["seconds"]))
+    frames = num_frames(samples, audio["hop_length"])
+    if mask is None:
+        mask = np.zeros((n, 3), dtype=bool)
+        mask[:, 0] = [isinstance(t, str) and bool(t.strip()) for t in texts]
+        mask[:, 1] = [p != "" for p in image_paths]
+        mask[:, 2] = [p != "" for p in audio_paths]
+    else:
+        mask = np.asarray(mask, dtype=bool).copy()
+        for col, paths, name in ((1, image_paths, "image"), (2, audio_paths, "audio")):
+            has_path = np.array([p != "" for p in paths], dtype=bool)
+            bad = np.flatnonzero(has_path != mask[:, col])
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(
+                    f"dataset.masks says the {name} of sample {names[i]!r} is "
+                    f"{'present' if mask[i, col] else 'missing'}, but its path is {paths[i]!r}"
+                )
 
-    text = vectorizer.transform(list(dataset.texts))  # a non-string (NaN) text is an error
-    text[~mask[:, 0]] = 0  # a text marked missing is padding only, whatever the cell holds
+    text = np.zeros((n, vectorizer.seq_len), dtype=np.int32)
+    present = np.flatnonzero(mask[:, 0])
+    if present.size:
+        text[present] = vectorizer.transform([texts[i] for i in present])
     image = np.zeros((n, *image_size, 3), dtype=np.float32)
-    audio = np.full((n, frames, settings["n_mels"]), DB_FLOOR, dtype=np.float32)
-    mel = {k: settings[k] for k in ("sr", "n_fft", "hop_length", "n_mels")}
-
+    log_mels = np.full((n, frames, audio["n_mels"]), DB_FLOOR, dtype=np.float32)
+    mel = {k: audio[k] for k in ("sr", "n_fft", "hop_length", "n_mels")}
     with tqdm(total=n, desc="features", unit="sample", disable=not progress) as bar:
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            image[start:stop], _ = load_images(image_paths[start:stop], image_size)
-            present = [i for i in range(start, stop) if audio_paths[i]]
-            if present:
-                waves = np.stack([load_audio(audio_paths[i], sr=settings["sr"], seconds=settings["seconds"])
-                                  for i in present])
-                audio[present] = log_mel(waves, **mel)  # one call for the whole batch
+            image[start:stop], loaded = load_images(image_paths[start:stop], image_size)
+            mask[start:stop, 1] &= np.asarray(loaded, dtype=bool)
+            clips = [i for i in range(start, stop) if mask[i, 2]]
+            if clips:
+                waves = np.stack([load_audio(audio_paths[i], sr=audio["sr"], seconds=audio["seconds"])
+                                  for i in clips])
+                log_mels[clips] = log_mel(waves, **mel)  # one call for the whole batch
             bar.update(stop - start)
-    return {
-        "text": text, "image": image, "audio": audio, "mask": mask,
-        "label": np.asarray(dataset.labels).astype(np.int32), "id": ids,
-    }
+    return {"text": text, "image": image, "audio": log_mels, "mask": mask}
+
+
+def _compute(dataset, n, mask, image_size, settings, samples, frames, vectorizer, batch_size, progress):
+    ids = np.array([str(i) for i in dataset.frame["id"]]) if "id" in dataset.frame.columns else np.arange(n).astype(str)
+    texts = list(dataset.texts)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:  # a non-string (NaN) text cell is an error, marked missing or not
+        i = bad[0]
+        raise TypeError(f"texts[{i}] (sample {ids[i]!r}) must be a string ('' for a missing text), "
+                        f"got {texts[i]!r} of type {type(texts[i]).__name__}")
+    arrays = featurize(texts, [str(p) for p in dataset.image_paths], [str(p) for p in dataset.audio_paths],
+                       image_size=image_size, audio=settings, vectorizer=vectorizer, mask=mask,
+                       batch_size=batch_size, progress=progress, names=ids)
+    return {**arrays, "label": np.asarray(dataset.labels).astype(np.int32), "id": ids}
