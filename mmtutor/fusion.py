@@ -474,7 +474,12 @@ class LateFusion(_FusionLayer):
 
 @keras.saving.register_keras_serializable(package="mmtutor")
 class CrossModalAttentionFusion(_FusionLayer):
-    """Cross-modal attention fusion (in the style of MulT, Tsai et al. 2019).
+    """Cross-modal attention fusion: a simplified variant in the spirit of MulT (Tsai et al. 2019).
+
+    MulT itself runs one cross-modal transformer per (target, source) pair of modalities, each
+    a stack of pre-norm blocks, followed by self-attention. This layer keeps the core idea --
+    one modality's steps query another's -- in a single post-norm block per target modality
+    that queries the *concatenation* of all other modalities at once.
 
     Each modality's sequence is projected to ``dim`` features (``x_m``, one ``Dense`` per
     modality; its bias tells the modalities apart). Then, for each target modality ``i``, a
@@ -840,21 +845,29 @@ class LowRankFusion(_FusionLayer):
 
 @keras.saving.register_keras_serializable(package="mmtutor")
 class GatedFusion(_FusionLayer):
-    """Gated multimodal unit (GMU, Arevalo et al. 2017), for any number of modalities.
+    """Gated fusion after the gated multimodal unit (GMU, Arevalo et al. 2017), any ``M``.
 
     Each modality gives a candidate ``h_m = tanh(W_m z_m + b_m)`` of size ``dim``. A gate
-    network reads all modalities at once, ``g = W_g [m_1 z_1; ...; m_M z_M; m]``, reshaped to
-    ``(M, dim)``, and a softmax over the modality axis (per feature) turns it into weights; for
-    two modalities this is the GMU's sigmoid gate ``z`` and ``1 - z``. Missing modalities get
-    gate 0 and the others are renormalised:
+    network reads all modalities at once, ``a = W_g [m_1 z_1; ...; m_M z_M; m]`` (the mask
+    ``m`` included), and the output is ``h = sum_m g_m * h_m`` with gates ``g_m`` in [0, 1],
+    feature by feature. Two forms of the gates:
 
-    ``h = sum_m g_m * h_m``.
+    - ``gate="softmax"`` (default): ``a`` is reshaped to ``(M, dim)`` and a softmax over the
+      modality axis turns it into weights that sum to 1 -- a *softmax-gated variant* of the
+      GMU. Missing modalities get gate 0 and the present ones are renormalised. For two
+      modalities it equals a sigmoid gate ``z`` and ``1 - z`` on the logit difference.
+    - ``gate="sigmoid"``: the paper's form. For two modalities one gate
+      ``z = sigmoid(a)`` of size ``dim`` and ``h = z * h_1 + (1 - z) * h_2``; for more, one
+      independent gate per modality, ``g_m = sigmoid(a_m)`` (they need not sum to 1). A
+      missing modality's gate is set to 0; the other gates are left as computed (the gate
+      network sees the mask, so it can learn to compensate).
 
     Defined in the chapter on fusion.
 
     Parameters
     ----------
     dim : int, default 64
+    gate : {"softmax", "sigmoid"}, default "softmax"
 
     Returns
     -------
@@ -867,11 +880,18 @@ class GatedFusion(_FusionLayer):
     >>> from mmtutor.fusion import GatedFusion
     >>> tuple(GatedFusion(dim=8)([np.ones((2, 3)), np.ones((2, 5))]).shape)
     (2, 8)
+    >>> tuple(GatedFusion(dim=8, gate="sigmoid")([np.ones((2, 3)), np.ones((2, 5))]).shape)
+    (2, 8)
     """
 
-    def __init__(self, dim=64, **kwargs):
+    _GATES = ("softmax", "sigmoid")
+
+    def __init__(self, dim=64, gate="softmax", **kwargs):
         super().__init__(**kwargs)
         self.dim = _check_positive_int(dim, "dim")
+        if not isinstance(gate, str) or gate not in self._GATES:
+            raise ValueError(f"gate must be one of {self._GATES}, got {gate!r}")
+        self.gate_kind = gate
 
     def build(self, input_shape):
         shapes = self._build_shapes(input_shape)
@@ -880,11 +900,16 @@ class GatedFusion(_FusionLayer):
             dense = keras.layers.Dense(self.dim, activation="tanh", name=f"candidate_{m}")
             dense.build((None, shape[-1]))
             self.candidates.append(dense)
-        self.gate = keras.layers.Dense(len(shapes) * self.dim, name="gate")
+        # The paper's two-modality GMU has one gate z (and 1 - z); otherwise one gate each.
+        two_sigmoid = self.gate_kind == "sigmoid" and len(shapes) == 2
+        self.gate = keras.layers.Dense((1 if two_sigmoid else len(shapes)) * self.dim, name="gate")
         self.gate.build((None, sum(s[-1] for s in shapes) + len(shapes)))
 
     def gates(self, inputs, modality_mask=None):
-        """The gate values ``g``, shape ``(batch, M, dim)``; they sum to 1 over modalities.
+        """The gate values ``g``, shape ``(batch, M, dim)`` (0 for a missing modality).
+
+        With ``gate="softmax"`` they sum to 1 over the present modalities; with
+        ``gate="sigmoid"`` each lies in [0, 1] (for two modalities ``z`` and ``1 - z``).
 
         Parameters
         ----------
@@ -901,9 +926,16 @@ class GatedFusion(_FusionLayer):
 
     def _gates(self, zs, present):
         num = len(zs)
-        logits = ops.reshape(self.gate(ops.concatenate(zs + [present], axis=-1)),
-                             (-1, num, self.dim))
         here = ops.expand_dims(present, -1) > 0.5
+        a = self.gate(ops.concatenate(zs + [present], axis=-1))
+        if self.gate_kind == "sigmoid":
+            if num == 2:
+                z = ops.sigmoid(a)
+                g = ops.stack([z, 1.0 - z], axis=1)
+            else:
+                g = ops.sigmoid(ops.reshape(a, (-1, num, self.dim)))
+            return ops.where(here, g, ops.zeros_like(g))
+        logits = ops.reshape(a, (-1, num, self.dim))
         logits = ops.where(here, logits, ops.full_like(logits, -1e9))
         g = ops.softmax(logits, axis=1)
         g = ops.where(here, g, ops.zeros_like(g))
@@ -919,7 +951,7 @@ class GatedFusion(_FusionLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"dim": self.dim})
+        config.update({"dim": self.dim, "gate": self.gate_kind})
         return config
 
 

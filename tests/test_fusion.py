@@ -49,6 +49,7 @@ def make_layers():
         "tensor_dim": F.TensorFusion(dim=5),
         "lowrank": F.LowRankFusion(rank=3, dim=5),
         "gated": F.GatedFusion(dim=6),
+        "gated_sigmoid": F.GatedFusion(dim=6, gate="sigmoid"),
     }
 
 
@@ -67,6 +68,7 @@ def expected_width(key, dims=DIMS):
         "tensor_dim": 5,
         "lowrank": 5,
         "gated": 6,
+        "gated_sigmoid": 6,
     }[key]
 
 
@@ -258,6 +260,50 @@ def test_gated_matches_numpy_and_zeroes_missing_gates():
     assert np.all(g[MASK3 == 0] == 0)
 
 
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@pytest.mark.parametrize("num_modalities", [2, 3])
+def test_sigmoid_gated_matches_the_papers_gmu_in_numpy(num_modalities):
+    """gate="sigmoid": z h_1 + (1 - z) h_2 for two modalities, one sigmoid gate each for more."""
+    xs = pooled()[:num_modalities]
+    mask = MASK3[:, :num_modalities].copy()
+    mask[mask.sum(axis=1) == 0, 0] = 1  # keep one modality in every row
+    layer = F.GatedFusion(dim=6, gate="sigmoid")
+    out = keras.ops.convert_to_numpy(layer(xs, modality_mask=mask))
+    zs = [x * mask[:, m : m + 1] for m, x in enumerate(xs)]
+    hs = [np.tanh(z @ k + b) for z, (k, b) in zip(zs, (c.get_weights() for c in layer.candidates))]
+    gk, gb = layer.gate.get_weights()
+    a = np.concatenate(zs + [mask], axis=1) @ gk + gb
+    if num_modalities == 2:
+        assert gk.shape[1] == 6  # one gate z, not one per modality
+        z = sigmoid(a)
+        gates = [z * mask[:, :1], (1 - z) * mask[:, 1:2]]
+    else:
+        g = sigmoid(a.reshape(BATCH, num_modalities, 6))
+        gates = [g[:, m] * mask[:, m : m + 1] for m in range(num_modalities)]
+    np.testing.assert_allclose(out, sum(g * h for g, h in zip(gates, hs)), atol=1e-5)
+    g = keras.ops.convert_to_numpy(layer.gates(xs, modality_mask=mask))
+    assert np.all(g[mask == 0] == 0) and np.all((g >= 0) & (g <= 1))
+
+
+def test_sigmoid_gated_round_trips_through_a_keras_file(tmp_path):
+    xs = pooled()
+    inputs = [keras.Input((x.shape[1],)) for x in xs]
+    mask_in = keras.Input((len(xs),))
+    fused = F.GatedFusion(dim=6, gate="sigmoid", name="fusion")(inputs, modality_mask=mask_in)
+    model = keras.Model(inputs + [mask_in], keras.layers.Dense(1)(fused))
+    path = tmp_path / "gated_sigmoid.keras"
+    model.save(path)
+    clone = keras.saving.load_model(path)
+    assert clone.get_layer("fusion").gate_kind == "sigmoid"
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(clone(xs + [MASK3])),
+        keras.ops.convert_to_numpy(model(xs + [MASK3])), atol=1e-6,
+    )
+
+
 def test_late_fusion_matches_numpy_for_each_mode():
     xs = pooled()
     probs = [softmax(np.random.default_rng(m).normal(size=(BATCH, 3))) for m in range(3)]
@@ -410,6 +456,8 @@ def test_constructor_arguments_are_validated():
         F.LowRankFusion(rank=0)
     with pytest.raises(ValueError, match="num_heads"):
         F.CrossModalAttentionFusion(num_heads=2.5)
+    with pytest.raises(ValueError, match="gate must be one of .*got 'relu'"):
+        F.GatedFusion(gate="relu")
 
 
 def test_call_inputs_are_validated():
