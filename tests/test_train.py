@@ -5,6 +5,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mmtutor
@@ -369,7 +370,9 @@ def test_a_run_carries_its_settings_metrics_history_and_predictions(run):
         assert r.metrics == json.loads((run.path / "metrics.json").read_text())
         assert list(r.history["epoch"]) == list(range(1, r.metrics["epochs_run"] + 1))
         assert set(r.predictions.columns) == {"id", "split", "label", "prob", "pred"}
-        assert r.predictions["id"].dtype == object
+        # ids stay strings ("sr00001"), never parsed as numbers (pandas 2: object, pandas 3: str)
+        assert pd.api.types.is_string_dtype(r.predictions["id"])
+        assert all(isinstance(i, str) for i in r.predictions["id"])
     assert loaded.settings == run.settings
 
 
