@@ -40,7 +40,9 @@ HEADLINE = [
     "book/building_blocks/05_feature_extraction.ipynb",
     "book/building_blocks/06_fusion.ipynb",
     "book/project/07_sentiment_project.ipynb",
-    "book/project/08_evaluation.ipynb",
+    "book/project/08a_metrics.ipynb",
+    "book/project/08b_uncertainty.ipynb",
+    "book/project/08c_error_analysis.ipynb",
 ]
 PERTURBATIONS = {
     "default": {},
