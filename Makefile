@@ -41,7 +41,7 @@ book: data
 test: unit notebooks site-test
 
 unit: data
-	$(BIN)/python -m pytest tests --ignore=tests/site -q
+	$(BIN)/python -m pytest tests mmtutor --doctest-modules --ignore=tests/site -q
 
 # Every notebook executed top to bottom in a fresh kernel; what matters is asserted inside them.
 # On a second numeric path: `make book` (and the stored outputs) use TensorFlow's default oneDNN

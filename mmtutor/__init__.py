@@ -5,14 +5,30 @@ notebooks use lives here and is tested on its own; each function's docstring nam
 that explains it.
 """
 
+import os as _os
+import sys as _sys
+
 from mmtutor._quiet import quiet_tensorflow as _quiet_tensorflow
 from mmtutor._quiet import quiet_warnings as _quiet_warnings
 
 __version__ = "0.1.0"
 
+
+def _started_as_command():
+    """Whether this process is the ``mmtutor`` command (console script or ``python -m mmtutor``)."""
+    name = _os.path.basename(_sys.argv[0]) if _sys.argv and _sys.argv[0] else ""
+    if name in ("mmtutor", "mmtutor.exe"):
+        return True
+    argv = list(getattr(_sys, "orig_argv", []))
+    return any(a == "-m" and b == "mmtutor" for a, b in zip(argv, argv[1:]))
+
+
 # Keep TensorFlow's C++ start-up banner (oneDNN notices, CUDA probing) out of notebooks and
-# terminals. Done before anything imports TensorFlow; a user who set the variables keeps them.
-_quiet_tensorflow()
+# terminals: import it now, before anything else does, with the banner filtered (a user who set
+# the variables keeps them). The mmtutor command does it only in the subcommands that need
+# TensorFlow, so that `mmtutor data ...` starts at once and Ctrl-C never lands in its import.
+if not _started_as_command():
+    _quiet_tensorflow()
 _quiet_warnings()
 
 __all__ = ["__version__", "check_version"]

@@ -7,6 +7,7 @@ Subcommands register themselves in :data:`COMMANDS` as ``name -> (add_arguments,
 import argparse
 import json
 import os
+import signal
 import sys
 
 from mmtutor import __version__
@@ -16,11 +17,22 @@ class CLIError(Exception):
     """A user error: printed as ``mmtutor: error: ...`` with exit code 2, no traceback."""
 
 
+def _need_tensorflow():
+    """Import the Keras backend (TensorFlow by default) without its banner, for the commands
+    that use it; an interrupt during the import stops the command."""
+    import mmtutor
+    from mmtutor import _fs
+
+    mmtutor._quiet_tensorflow()
+    _fs.raise_if_interrupted()  # an interrupt lost inside TensorFlow's import stops here
+
+
 def _info_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _info_run(args):
+    _need_tensorflow()
     from mmtutor.utils import environment_report, format_report
 
     report = environment_report()
@@ -232,6 +244,7 @@ def _train_run(args):
     from mmtutor.runs import train_run
 
     config = _train_settings(args)
+    _need_tensorflow()
     if args.data is None:
         dataset = data.load_spoken_reviews(progress=not args.no_progress)
     else:
@@ -275,6 +288,7 @@ def _load_run(path):
 
 
 def _evaluate_run(args):
+    _need_tensorflow()
     run = _load_run(args.run)
     dataset = None if args.data is None else _load_data(args.data)
     try:  # with no --data, the run's own dataset (Run.evaluate says if it has moved)
@@ -304,6 +318,7 @@ def _predict_run(args):
         raise CLIError("give at least one of --text, --image, --audio")
     if args.text is not None and not args.text.strip():
         raise CLIError("--text is empty; give the review's words or leave --text out")
+    _need_tensorflow()
     run = _load_run(args.run)
     try:
         prob = run.predict(texts=None if args.text is None else [args.text],
@@ -348,13 +363,25 @@ def build_parser():
 
 
 def main(argv=None):
-    """Entry point of the ``mmtutor`` console command; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return 2
+    """Entry point of the ``mmtutor`` console command; returns the exit code.
+
+    A user error prints ``mmtutor: error: ...`` and returns 2, also for a folder that cannot be
+    read or written (the message names it); Ctrl-C at any stage prints ``mmtutor: interrupted``
+    and returns 130, with what was there before left intact.
+    """
+    from mmtutor import _fs
+
+    _fs.interrupted = False
+    try:  # first, so that Ctrl-C is handled the same at every stage, imports included
+        previous = signal.signal(signal.SIGINT, _fs.on_sigint)
+    except ValueError:  # not the main thread (e.g. called from a test runner's worker thread)
+        previous = None
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 2
         return args._run(args)
     except CLIError as exc:
         print(f"mmtutor: error: {exc}", file=sys.stderr)
@@ -366,6 +393,13 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
         return 141
+    except OSError as exc:  # a folder that cannot be created, read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mmtutor: error: cannot use {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

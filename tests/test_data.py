@@ -148,6 +148,49 @@ def test_refuses_to_overwrite_without_permission(generated, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
 
 
+def test_overwrite_replaces_only_the_files_mmtutor_wrote(tmp_path):
+    small = dict(progress=False, image_size=16, audio_seconds=1.0)
+    # A folder of holiday photos is not a dataset: never written into, even with overwrite.
+    photos = tmp_path / "holiday"
+    (photos / "images").mkdir(parents=True)
+    (photos / "images" / "beach.jpg").write_bytes(b"jpeg")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="no dataset written by mmtutor") as exc:
+            make_spoken_reviews(photos, n=10, overwrite=overwrite, **small)
+        assert "already holds a" not in str(exc.value)
+    assert (photos / "images" / "beach.jpg").read_bytes() == b"jpeg"
+    assert sorted(p.name for p in photos.iterdir()) == ["images"]
+
+    # A dataset whose images/ also holds a file of the user's: replaced, the user's file kept.
+    out = tmp_path / "d"
+    make_spoken_reviews(out, n=10, seed=0, **small)
+    (out / "images" / "my_face.png").write_bytes(b"png")
+    make_spoken_reviews(out, n=12, seed=1, overwrite=True, **small)
+    assert (out / "images" / "my_face.png").read_bytes() == b"png"
+    ds = load_manifest(out)
+    assert len(ds) == 12 and json.loads((out / "dataset.json").read_text())["seed"] == 1
+    listed = {Path(p).name for p in ds.image_paths if p}
+    assert {p.name for p in (out / "images").iterdir()} == listed | {"my_face.png"}  # no stale files
+
+
+def test_out_dir_must_be_a_folder_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="out_dir is empty"):
+        make_spoken_reviews("", n=10, progress=False)
+    with pytest.raises(TypeError, match="out_dir must be a path"):
+        make_spoken_reviews(None, n=10, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_generators_temporary_folder_is_removed(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    stale = out / f".tmp-spoken-reviews-{2**22 + 4321}-abcd"
+    stale.mkdir()
+    make_spoken_reviews(out, n=10, progress=False, image_size=16, audio_seconds=1.0)
+    assert not stale.exists() and not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [

@@ -519,6 +519,17 @@ def test_stacking_beats_the_worst_modality_and_scores_on_held_out_data():
     assert stack.modalities_ == ["good", "weak", "noise"]
 
 
+def test_stacking_is_a_scikit_learn_model_in_its_own_module():
+    import mmtutor.stacking as S
+
+    assert F.StackingFusion is S.StackingFusion and F.fit_stacking is S.fit_stacking
+    assert not isinstance(S.StackingFusion(), keras.layers.Layer)
+    with pytest.raises(TypeError, match="max_iter must be an integer"):
+        S.StackingFusion(max_iter=1.5)
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1"):
+        S.StackingFusion(max_iter=0)
+
+
 def test_stacking_refuses_to_score_on_its_training_predictions():
     val, y_val = toy_unimodal_predictions(200, seed=0)
     stack = F.StackingFusion().fit(val, y_val)

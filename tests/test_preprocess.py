@@ -569,6 +569,25 @@ def test_cache_key_without_content_hash_follows_the_files(tiny):
     assert feature_cache_key(plain, image_size=(8, 8), audio=settings, vectorizer=vec) != key
 
 
+def test_cache_follows_the_files_even_with_a_content_hash(tiny, tmp_path):
+    # Blacken every image and silence every clip, keep manifest.csv and dataset.json: the
+    # cached features of the untouched files must not be served (they would be silent garbage).
+    cache = tmp_path / "cache"
+    before = extract_features(tiny, image_size=(8, 8), cache_dir=cache)
+    assert tiny.info.get("content_hash")
+    for p in tiny.image_paths:
+        if p:
+            write_png(Path(p), np.zeros((20, 20, 3), np.uint8))
+    for p in tiny.audio_paths:
+        if p:
+            sf.write(p, np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    after = extract_features(tiny, image_size=(8, 8), cache_dir=cache)
+    assert after["cache_hit"] is False
+    present = after["mask"][:, 1]
+    assert np.abs(after["image"][present]).max() == 0 and np.abs(before["image"][present]).max() > 0
+    assert not np.allclose(after["audio"], before["audio"])
+
+
 def test_extract_features_rejects_bad_input(tiny):
     with pytest.raises(TypeError, match="MultimodalDataset"):
         extract_features({"text": ["hi"]})

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import shutil
 
 import numpy as np
@@ -249,9 +250,54 @@ def test_train_run_refuses_to_overwrite_by_default(run, data, tmp_path):
     other = tmp_path / "notes"
     other.mkdir()
     (other / "mine.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="holds no run"):
+    with pytest.raises(FileExistsError, match="holds no mmtutor run"):
         train_run(data, other, epochs=1, overwrite=True)
     assert (other / "mine.txt").read_text() == "keep me"
+
+
+def test_overwrite_replaces_only_a_run_never_a_project_or_the_data(run, data, tmp_path):
+    from mmtutor.runs.folder import _check_out
+
+    # A project folder that happens to hold a config.json of its own.
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "config.json").write_text('{"lr": 0.1}')
+    (project / "src" / "main.py").write_text("print('hi')")
+    (project / "thesis.tex").write_text("\\documentclass{article}")
+    with pytest.raises(FileExistsError, match="holds no mmtutor run"):
+        train_run(data, project, epochs=1, overwrite=True)
+    assert (project / "thesis.tex").exists() and (project / "src" / "main.py").exists()
+
+    # A run folder to which the user added files: refused, and the refusal names them.
+    crowded = tmp_path / "crowded"
+    shutil.copytree(run.path, crowded)
+    (crowded / "notes.md").write_text("my notes")
+    with pytest.raises(FileExistsError, match="notes.md, which mmtutor did not write"):
+        _check_out(crowded, overwrite=True)
+    assert (crowded / "notes.md").exists()
+    assert _check_out(run.path, overwrite=True) == run.path.absolute()  # a plain run may be replaced
+
+    # The dataset being trained from lies inside --out: refused before anything is touched.
+    ds = load_manifest(data)
+    with pytest.raises(ValueError, match="holds the dataset being trained from"):
+        train_run(ds, ds.root.parent, epochs=1, overwrite=True)
+    with pytest.raises(ValueError, match="holds the dataset being trained from"):
+        train_run(ds, ds.root, epochs=1, overwrite=True)
+    assert (ds.root / "manifest.csv").is_file()
+    with pytest.raises(ValueError, match="out must be a folder path"):
+        train_run(ds, "", epochs=1)
+
+
+def test_a_killed_runs_partial_folder_is_removed_by_the_next_run(tmp_path):
+    from mmtutor._fs import pid_alive, remove_stale
+
+    dead = 2**22 + 12345  # above Linux's default pid_max: no such process
+    assert not pid_alive(dead) and pid_alive(os.getpid())
+    (tmp_path / f".run.partial-{dead}").mkdir()
+    (tmp_path / f".run.partial-{os.getpid()}").mkdir()  # a live writer's: kept
+    (tmp_path / "run").mkdir()
+    assert remove_stale(tmp_path, r"\.run\.partial-(?P<pid>\d+)") == [f".run.partial-{dead}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".run.partial-{os.getpid()}", "run"]
 
 
 def test_same_seed_gives_the_same_run(run, data, tmp_path):

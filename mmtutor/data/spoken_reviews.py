@@ -35,6 +35,7 @@ samples right. The ceilings assume the renderers show every cue clearly (noise, 
 and background noise are nuisances that hide no cue).
 """
 
+import contextlib
 import hashlib
 import io
 import itertools
@@ -50,6 +51,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from mmtutor._fs import raise_if_interrupted, remove_stale, sigint_deferred
 from mmtutor._validation import MODALITIES, check_int
 from mmtutor.data.faces import draw_face
 from mmtutor.data.grammar import DOMAINS, make_review
@@ -547,6 +549,7 @@ def _render_into(folder, n, seed, knobs, progress):
     texts, images, audios = [], [], []
     rows = factors.itertuples(index=False)
     for i, row in enumerate(tqdm(rows, total=n, desc="spoken reviews", unit="sample", disable=not progress)):
+        raise_if_interrupted()  # a Ctrl-C lost inside a C callback still stops the next sample
         r_text = np.random.default_rng([seed, i, 1])
         r_image = np.random.default_rng([seed, i, 2])
         r_audio = np.random.default_rng([seed, i, 3])
@@ -627,8 +630,10 @@ def make_spoken_reviews(out_dir, n=DEFAULT_N, seed=0, *, progress=True, overwrit
     progress : bool, default True
         Show a tqdm progress bar (notebooks pass False).
     overwrite : bool, default False
-        Replace a dataset already in ``out_dir`` (only ``manifest.csv``, ``dataset.json``,
-        ``images/`` and ``audio/`` are removed; other files are left alone).
+        Replace a dataset that mmtutor wrote into ``out_dir`` before: only its ``manifest.csv``,
+        ``dataset.json`` and the files its manifest lists are replaced; other files, in
+        ``images/`` and ``audio/`` too, are left alone. A folder whose ``images/`` or ``audio/``
+        holds no mmtutor dataset is never written into, with or without ``overwrite``.
     **knobs
         The generator's knobs; see :func:`check_knobs`.
 
@@ -647,35 +652,99 @@ def make_spoken_reviews(out_dir, n=DEFAULT_N, seed=0, *, progress=True, overwrit
     n = _check_n(n, minimum=10)
     seed = _check_seed(seed)
     knobs = check_knobs(**knobs)
-    try:
-        out = Path(out_dir)
-    except TypeError:
-        raise TypeError(f"out_dir must be a path, got {out_dir!r}") from None
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"out_dir must be a path, got {out_dir!r}")
+    if not str(out_dir).strip():
+        raise ValueError("out_dir is empty; give the folder to write the dataset into")
+    out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir must be a folder, but {out} is a file")
-    present = [e for e in _OUR_ENTRIES if (out / e).exists()]
-    if present and not overwrite:
-        raise FileExistsError(
-            f"out_dir {out} already holds a dataset ({', '.join(present)}); pass overwrite=True "
-            "(--overwrite on the command line) to replace it"
-        )
+    old_files = _check_replaceable(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    # Render into a sibling temporary folder, then move the results in: an interrupted run
-    # leaves the folder as it was.
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-spoken-reviews-", dir=out))
+    remove_stale(out, r"\.tmp-spoken-reviews-(?P<pid>\d+)-.*")
+    # Render into a temporary folder inside out_dir, then move the results in: an interrupted
+    # run leaves the folder as it was.
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-spoken-reviews-{os.getpid()}-", dir=out))
     try:
         info = _render_into(tmp, n, seed, knobs, progress)
-        for entry in _OUR_ENTRIES:
-            target = out / entry
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-        for entry in _OUR_ENTRIES:
-            os.replace(tmp / entry, out / entry)
+        new_files = {str(p.relative_to(tmp)) for folder in ("images", "audio") for p in (tmp / folder).iterdir()}
+        clash = sorted(new_files & _foreign_files(out, old_files))
+        if clash:
+            raise FileExistsError(
+                f"out_dir {out} holds files that mmtutor did not write but would overwrite: "
+                f"{', '.join(clash[:5])}{' ...' if len(clash) > 5 else ''}; move them or choose another folder"
+            )
+        # Replace only what the old dataset's manifest lists, never other files in images/ or
+        # audio/; Ctrl-C waits until the swap is complete.
+        with sigint_deferred():
+            _swap_in(tmp, out, old_files)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return info
+
+
+def _swap_in(tmp, out, old_files):
+    """Replace the dataset files in ``out`` (those of ``old_files``) by the new ones in ``tmp``."""
+    for rel in sorted(old_files) + ["manifest.csv", "dataset.json"]:
+        with contextlib.suppress(FileNotFoundError):
+            (out / rel).unlink()
+    for folder in ("images", "audio"):
+        target = out / folder
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        if target.exists():  # the user keeps other files there: move ours in one by one
+            for p in (tmp / folder).iterdir():
+                os.replace(p, target / p.name)
+        else:
+            os.replace(tmp / folder, target)
+    os.replace(tmp / "manifest.csv", out / "manifest.csv")
+    os.replace(tmp / "dataset.json", out / "dataset.json")
+
+
+def _written_dataset(out):
+    """The files of the mmtutor dataset in ``out`` (relative paths), or None if there is none."""
+    try:
+        info = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
+        manifest = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    if not isinstance(info, dict) or info.get("name") != "spoken_reviews" or "generator_version" not in info:
+        return None
+    files = set()
+    for column in ("image", "audio"):
+        if column in manifest.columns:
+            files |= {f for f in manifest[column] if f and not os.path.isabs(f) and ".." not in Path(f).parts}
+    return files
+
+
+def _foreign_files(out, ours):
+    """Files in ``out``'s images/ and audio/ that are not in ``ours`` (relative paths)."""
+    found = set()
+    for folder in ("images", "audio"):
+        if (out / folder).is_dir():
+            found |= {f"{folder}/{p.name}" for p in (out / folder).iterdir()}
+    return found - set(ours)
+
+
+def _check_replaceable(out, overwrite):
+    """Refuse to write into ``out`` unless it is new, empty of our entries, or (with
+    ``overwrite``) holds a dataset mmtutor wrote; return the files of that dataset."""
+    present = [e for e in _OUR_ENTRIES if (out / e).exists()]
+    if not present:
+        return set()
+    ours = _written_dataset(out)
+    if ours is None:
+        raise FileExistsError(
+            f"out_dir {out} holds {', '.join(present)} but no dataset written by mmtutor (no readable "
+            "manifest.csv and spoken-reviews dataset.json), so mmtutor will neither write into nor replace "
+            "them, even with overwrite=True (--overwrite); choose a new or empty folder"
+        )
+    if not overwrite:
+        raise FileExistsError(
+            f"out_dir {out} already holds a spoken-reviews dataset; pass overwrite=True "
+            "(--overwrite on the command line) to replace it (only its own files are replaced)"
+        )
+    return ours
 
 
 # --------------------------------------------------------------------------------------------
@@ -761,6 +830,7 @@ def load_spoken_reviews(n=None, seed=0, *, home=None, progress=False, **knobs):
             # was damaged by hand. Start again.
             shutil.rmtree(folder, ignore_errors=True)
         home.mkdir(parents=True, exist_ok=True)
+        remove_stale(home, r"\.tmp-spoken_reviews-[0-9a-f]+-(?P<pid>\d+)-[0-9a-f]+")  # left by killed runs
         tmp = home / f".tmp-{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             _render_into(tmp, n, seed, knobs, progress)

@@ -73,29 +73,42 @@ def _sha256(text):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _files_identity(dataset):
+    """Hash of every file the dataset points to: its path, size and modification time.
+
+    ``dataset.json``'s content hash says what the generator wrote; this says what is on disk
+    now, so that a file replaced or edited by hand (a blackened image, a re-recorded clip)
+    invalidates cached features and reused runs even when the manifest and ``dataset.json``
+    are left as they were.
+    """
+    stats = []
+    for p in list(dataset.image_paths) + list(dataset.audio_paths):
+        if p:
+            try:
+                st = os.stat(p)
+            except OSError:
+                stats.append(f"{p}|missing")
+            else:
+                stats.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
+    return _sha256("\n".join(stats))
+
+
 def _data_identity(dataset):
     """Hash of what the features are computed from: the dataset's rows and its files."""
     cols = [c for c in ("id", "split", "text", "image", "audio", "label") if c in dataset.frame.columns]
     rows = _sha256(dataset.frame[cols].to_csv(index=False))  # a subset differs from the whole
-    content = dataset.info.get("content_hash")
-    if not content:
-        # No content hash (a user's own data without dataset.json): use each file's size and
-        # modification time, so editing a file still invalidates the cache.
-        stats = []
-        for p in list(dataset.image_paths) + list(dataset.audio_paths):
-            if p:
-                st = os.stat(p)
-                stats.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
-        content = "files:" + _sha256("\n".join(stats))
-    return {"content_hash": str(content), "rows": rows}
+    files = _files_identity(dataset)
+    content = dataset.info.get("content_hash") or f"files:{files}"
+    return {"content_hash": str(content), "rows": rows, "files": files}
 
 
 def feature_cache_key(dataset, *, image_size, audio, vectorizer):
     """The cache key of :func:`extract_features`: a hex digest of data, settings and vocabulary.
 
     Defined in the chapter on preprocessing. It changes when the dataset's content hash or
-    rows change, when any setting changes, when the vocabulary changes, or when the version of
-    librosa or OpenCV changes (their output may differ).
+    rows change, when a file changes on disk (its size or modification time, even if
+    ``dataset.json`` is left as it was), when any setting changes, when the vocabulary changes,
+    or when the version of librosa or OpenCV changes (their output may differ).
 
     Parameters
     ----------
@@ -168,7 +181,7 @@ def extract_features(dataset, *, image_size=(64, 64), seq_len=None, vectorizer=N
 
     With ``cache_dir`` the arrays are stored in ``cache_dir/features-<key>.npz``; the key
     (:func:`feature_cache_key`) hashes ``dataset.info["content_hash"]``, the dataset's rows,
-    every setting and the vocabulary, so changing any of them computes and stores new features,
+    the path, size and modification time of every file, every setting and the vocabulary, so changing any of them computes and stores new features,
     and a later call with the same inputs loads them instead. An unreadable cache file is
     recomputed and overwritten (with a warning).
 
@@ -253,7 +266,10 @@ def extract_features(dataset, *, image_size=(64, 64), seq_len=None, vectorizer=N
     cache_path = None
     if cache_dir is not None:
         key = feature_cache_key(dataset, image_size=image_size, audio=settings, vectorizer=vectorizer)
-        cache_dir = Path(cache_dir)
+        cache_dir = Path(cache_dir).expanduser()
+        if cache_dir.exists() and not cache_dir.is_dir():
+            raise ValueError(f"cache_dir {str(cache_dir)!r} is not a folder (it is a file); give a folder "
+                             "for the feature cache, or no cache_dir")
         cache_dir.mkdir(parents=True, exist_ok=True)
         cache_path = cache_dir / f"features-{key[:40]}.npz"
         if cache_path.exists():

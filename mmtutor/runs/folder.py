@@ -505,6 +505,7 @@ def _reusable_run(out, knobs, modalities, classes, dataset, preprocessing):
         and config.get("classes") == list(classes)
         and config.get("data", {}).get("content_hash") == identity["content_hash"]
         and config.get("data", {}).get("rows_hash") == identity["rows"]
+        and config.get("data", {}).get("files_hash") == identity["files"]
         and saved_pre.get("image_size") == preprocessing["image_size"]
         and saved_pre.get("audio") == json.loads(json.dumps(preprocessing["audio"]))
         and saved_pre.get("vectorizer", {}).get("seq_len", preprocessing["seq_len"]) == preprocessing["seq_len"]
@@ -512,28 +513,58 @@ def _reusable_run(out, knobs, modalities, classes, dataset, preprocessing):
     return run if same else None
 
 
-def _check_out(out, overwrite):
-    if not isinstance(out, (str, os.PathLike)) or not str(out):
+# What a run folder may hold: the files train_run writes and TensorBoard's logs/.
+_RUN_ENTRIES = frozenset(RUN_FILES) | {"logs"}
+
+
+def _check_out(out, overwrite, dataset=None):
+    """The run folder ``out`` as an absolute path, if a run may be written there.
+
+    A folder that is not empty is replaced only with ``overwrite`` and only if it holds an
+    mmtutor run and nothing else (``config.json`` of format ``mmtutor-run``, the run's files,
+    ``logs/``); never a folder that holds the dataset being trained from.
+    """
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
         raise ValueError(f"out must be a folder path, got {out!r}")
     out = Path(out).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise ValueError(f"out {str(out)!r} exists and is not a folder")
+    if dataset is not None and getattr(dataset, "root", None) is not None:
+        root, target = Path(dataset.root).resolve(), out.resolve()
+        if root == target or target in root.parents:
+            raise ValueError(f"out {str(out)!r} holds the dataset being trained from ({str(root)!r}); "
+                             "write the run into another folder")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"run folder {str(out)!r} is not empty; pass overwrite=True (--overwrite) to replace it")
-        if not (out / "config.json").is_file():
+        try:
+            config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            config = None
+        if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
             raise FileExistsError(
-                f"refusing to overwrite {str(out)!r}: it is not empty and holds no run (no config.json)"
+                f"refusing to replace {str(out)!r}: it is not empty and holds no mmtutor run (no config.json "
+                "written by train_run); choose a new or empty folder"
+            )
+        foreign = sorted(entry.name for entry in out.iterdir() if entry.name not in _RUN_ENTRIES)
+        if foreign:
+            raise FileExistsError(
+                f"refusing to replace {str(out)!r}: besides a run it holds {', '.join(foreign[:5])}"
+                f"{' ...' if len(foreign) > 5 else ''}, which mmtutor did not write; move them or choose another folder"
             )
     return out
 
 
 def _move_into_place(work, out):
-    """Replace ``out`` by the finished run in ``work`` (a reader never sees half a run)."""
-    if out.is_dir():
-        shutil.rmtree(out)  # _check_out allowed it: empty, or a run with overwrite=True
-    out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(work, out)
+    """Replace ``out`` by the finished run in ``work`` (a reader never sees half a run; Ctrl-C
+    waits until the swap is complete)."""
+    from mmtutor._fs import sigint_deferred
+
+    with sigint_deferred():
+        if out.is_dir():
+            shutil.rmtree(out)  # _check_out allowed it: empty, or only a run's files with overwrite=True
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work, out)
 
 
 def load_run(path):

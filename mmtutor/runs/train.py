@@ -7,6 +7,7 @@ never sees half a run). Each step is a function of its own that can be called an
 """
 
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from importlib import metadata
 import numpy as np
 
 import mmtutor
+from mmtutor._fs import remove_stale
 from mmtutor._quiet import quiet_tf_data
 from mmtutor._validation import MODALITIES
 from mmtutor.runs.config import TRAIN_AUDIO, RunConfig
@@ -187,6 +189,7 @@ def _run_config(config, features, dataset, fitted, classes):
             "path": str(dataset.root),
             "content_hash": identity["content_hash"],
             "rows_hash": identity["rows"],
+            "files_hash": identity["files"],
             "n": {s: int(len(dataset.subset(s))) for s in ("train", "val", "test")},
             "name": dataset.info.get("name"),
             "seed": dataset.info.get("seed"),
@@ -319,7 +322,8 @@ def train_run(data, out, config=None, *, cache_dir=None, overwrite=False, reuse=
                                  {"image_size": list(config.image_size), "seq_len": config.seq_len, "audio": audio})
         if previous is not None:
             return previous
-    out = _check_out(out, overwrite or reuse)
+    out = _check_out(out, overwrite or reuse, dataset)
+    remove_stale(out.parent, re.escape(f".{out.name}.partial-") + r"(?P<pid>\d+)")  # left by killed runs
     work = out.parent / f".{out.name}.partial-{os.getpid()}"
     if work.exists():
         shutil.rmtree(work)
@@ -344,7 +348,8 @@ def train_run(data, out, config=None, *, cache_dir=None, overwrite=False, reuse=
     finally:
         if work.exists():  # training failed or was interrupted: leave nothing half-written
             shutil.rmtree(work, ignore_errors=True)
-    return Run(out, model, run_config, features.vectorizer, settings=config, metrics=metrics)
+    # The settings as config.json records them (audio settings complete), as load_run reads them.
+    return Run(out, model, run_config, features.vectorizer, settings=RunConfig.from_run(run_config), metrics=metrics)
 
 
 # ---------------------------------------------------------------------------------------------
