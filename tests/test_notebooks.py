@@ -52,6 +52,22 @@ def test_notebook_is_stored_executed_and_clean(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_glue_keys_are_unique(path):
+    """A key glued twice makes the site build warn (and fail under -W): which value is shown?"""
+    nb = nbformat.read(path, as_version=4)
+    seen = {}
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is None:
+                continue
+            assert name not in seen, (
+                f"{path.name}: glue key {name!r} is glued in code cell {seen[name] + 1} and again in code cell {i + 1}"
+            )
+            seen[name] = i
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_notebook_checks_package_version_first(path):
     nb = nbformat.read(path, as_version=4)
     first = next(c for c in nb.cells if c.cell_type == "code")
