@@ -5,7 +5,13 @@ fusion. Importing this package registers every custom layer, so ``keras.models.l
 read the book's ``.keras`` files.
 """
 
-from mmtutor.models.encoders import audio_encoder, image_encoder, text_encoder
+from mmtutor.models.encoders import (
+    audio_encoder,
+    image_encoder,
+    point_set_encoder,
+    tabular_encoder,
+    text_encoder,
+)
 from mmtutor.models.fusion_model import (
     FUSION_NAMES,
     build_fusion_model,
@@ -14,6 +20,6 @@ from mmtutor.models.fusion_model import (
 )
 
 __all__ = [
-    "image_encoder", "text_encoder", "audio_encoder",
+    "image_encoder", "text_encoder", "audio_encoder", "tabular_encoder", "point_set_encoder",
     "build_fusion_model", "compile_fusion_model", "load_fusion_model", "FUSION_NAMES",
 ]

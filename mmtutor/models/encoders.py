@@ -34,6 +34,9 @@ __all__ = [
     "image_encoder",
     "text_encoder",
     "audio_encoder",
+    "tabular_encoder",
+    "point_set_encoder",
+    "MissingIndicator",
     "PositionalEmbedding",
     "TransformerBlock",
     "MaskedMeanPooling",
@@ -897,4 +900,223 @@ def audio_encoder(
     pooled = layers.GlobalAveragePooling1D(name="time_pool")(sequence)
     pooled = _projection_head(pooled, dim, dropout)
     outputs = [pooled, sequence] if return_sequence else pooled
+    return keras.Model(inputs, outputs, name=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoders of the chapter on applications: tabular values and point sets
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_units(units):
+    if _is_int(units):
+        raise ValueError(
+            f"units must be a sequence of positive ints, one per hidden layer, like (32,); "
+            f"got the single int {units!r} (write ({units},) for one layer)"
+        )
+    try:
+        values = tuple(units)
+    except TypeError:
+        raise ValueError(f"units must be a sequence of positive ints like (32,), got {units!r}") from None
+    if not all(_is_int(u) and u >= 1 for u in values):
+        raise ValueError(f"units must be a sequence of positive ints like (32,), got {units!r}")
+    return tuple(int(u) for u in values)
+
+
+def _check_stat(value, name, num_features):
+    if value is None:
+        return None
+    array = np.asarray(value, dtype="float64")
+    if array.shape != (num_features,) or not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"{name} must be {num_features} finite numbers (one per feature), got shape "
+            f"{array.shape}"
+        )
+    if name == "variance" and np.any(array <= 0):
+        raise ValueError(f"variance must be positive for every feature, got {array.tolist()}")
+    return array.tolist()
+
+
+@keras.saving.register_keras_serializable(package="mmtutor")
+class MissingIndicator(layers.Layer):
+    """Replace missing values (NaN) by 0 and append one 0/1 "missing" column per feature.
+
+    Defined in the chapter on applications (a laboratory value that was not ordered). Put it
+    after the normalisation, so that 0 is the training mean: the network then sees the mean in
+    place of the missing value, plus a flag that tells it the value is absent, and can learn
+    how much to trust the rest.
+
+    Input shape ``(batch, features)``; output shape ``(batch, 2 * features)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmtutor.models.encoders import MissingIndicator
+    >>> x = np.array([[1.5, np.nan]], dtype="float32")
+    >>> np.asarray(MissingIndicator()(x)).tolist()
+    [[1.5, 0.0, 0.0, 1.0]]
+    """
+
+    def call(self, inputs):
+        missing = ops.isnan(inputs)
+        filled = ops.where(missing, ops.zeros_like(inputs), inputs)
+        return ops.concatenate([filled, ops.cast(missing, inputs.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        features = input_shape[-1]
+        return (*input_shape[:-1], None if features is None else 2 * features)
+
+
+def tabular_encoder(
+    num_features,
+    *,
+    units=(32,),
+    dim=16,
+    dropout=0.1,
+    mean=None,
+    variance=None,
+    missing=False,
+    name="tabular_encoder",
+):
+    """Build an encoder of a vector of numbers (laboratory values, sensor readings): an MLP.
+
+    Defined in the chapter on applications. The values are normalised first, because their
+    units differ (a count per microlitre next to a concentration in mg/L): with ``mean`` and
+    ``variance`` given (the training set's, per feature) by a fixed ``Normalization`` layer,
+    otherwise by a ``BatchNormalization`` layer that learns them. With ``missing=True`` a
+    :class:`MissingIndicator` then replaces each NaN by 0 (the mean) and appends a flag per
+    feature. One ``Dense(relu)`` layer per entry of ``units``, dropout, and a ReLU ``Dense``
+    projection to ``dim`` follow.
+
+    Parameters
+    ----------
+    num_features : int
+        Length of one input vector.
+    units : sequence of int, default (32,)
+        Widths of the hidden layers (may be empty).
+    dim : int, default 16
+        Size of the output feature vector.
+    dropout : float, default 0.1
+        Dropout rate before the projection.
+    mean, variance : None or sequence of num_features floats, default None
+        Per-feature statistics of the training set (NaNs left out). Give both or neither.
+    missing : bool, default False
+        Accept NaN for a missing value (see above). Without it a NaN propagates to the output.
+    name : str, default "tabular_encoder"
+
+    Returns
+    -------
+    keras.Model
+        Input ``(batch, num_features)`` float32, output ``(batch, dim)``.
+
+    Raises
+    ------
+    ValueError
+        For a malformed argument, e.g. ``num_features=(4,)`` or only one of ``mean`` and
+        ``variance``.
+
+    Examples
+    --------
+    >>> from mmtutor.models.encoders import tabular_encoder
+    >>> model = tabular_encoder(5, units=(16,), dim=8, missing=True)
+    >>> tuple(model.outputs[0].shape)
+    (None, 8)
+    """
+    if not _is_int(num_features) or num_features < 1:
+        raise ValueError(
+            f"num_features must be a positive int (the length of one vector, without the batch "
+            f"axis), got {num_features!r}"
+        )
+    num_features = int(num_features)
+    units = _check_units(units)
+    dim = _check_positive_int(dim, "dim")
+    dropout = _check_dropout(dropout)
+    missing = _check_bool(missing, "missing")
+    name = _check_name(name)
+    if (mean is None) != (variance is None):
+        raise ValueError("give both mean and variance (the training set's statistics), or neither")
+    mean = _check_stat(mean, "mean", num_features)
+    variance = _check_stat(variance, "variance", num_features)
+
+    inputs = keras.Input(shape=(num_features,), name=f"{name}_input")
+    if mean is not None:
+        x = layers.Normalization(mean=mean, variance=variance, name="normalize")(inputs)
+    elif missing:
+        # BatchNormalization would turn a NaN into NaN statistics: flag first, then normalise
+        # the filled values (the flags pass through the normalisation too, harmlessly).
+        x = layers.BatchNormalization(momentum=0.9, name="normalize")(
+            MissingIndicator(name="missing")(inputs)
+        )
+    else:
+        x = layers.BatchNormalization(momentum=0.9, name="normalize")(inputs)
+    if missing and mean is not None:
+        x = MissingIndicator(name="missing")(x)
+    for index, width in enumerate(units, start=1):
+        x = layers.Dense(width, activation="relu", name=f"dense{index}")(x)
+    outputs = _projection_head(x, dim, dropout)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def point_set_encoder(
+    input_shape=(64, 3),
+    *,
+    units=(32, 64),
+    dim=32,
+    dropout=0.1,
+    name="point_set_encoder",
+):
+    """Build a PointNet-style encoder of an unordered set of points (lidar returns, radar hits).
+
+    Defined in the chapter on applications. After PointNet (Qi et al., 2017): the same MLP
+    (one ``Dense(relu)`` per entry of ``units``) is applied to every point, then a global
+    max pool over the points keeps, for each feature, the largest value any point gives.
+    The max is symmetric, so the output does not depend on the order of the points; padding
+    points are not special, so pad a set by repeating one of its points (the max is
+    unchanged), not with zeros. A ReLU ``Dense`` projection to ``dim`` follows.
+
+    Parameters
+    ----------
+    input_shape : tuple of 2 ints, default (64, 3)
+        ``(num_points, point_dim)`` of one set, without the batch axis; ``point_dim`` counts the
+        coordinates and any per-point values (e.g. intensity, radial velocity).
+    units : sequence of int, default (32, 64)
+        Widths of the shared per-point layers (at least one).
+    dim : int, default 32
+        Size of the output feature vector.
+    dropout : float, default 0.1
+        Dropout rate before the projection.
+    name : str, default "point_set_encoder"
+
+    Returns
+    -------
+    keras.Model
+        Input ``(batch, num_points, point_dim)`` float32, output ``(batch, dim)``.
+
+    Raises
+    ------
+    ValueError
+        For a malformed argument, e.g. ``input_shape=3`` instead of ``(64, 3)``.
+
+    Examples
+    --------
+    >>> from mmtutor.models.encoders import point_set_encoder
+    >>> model = point_set_encoder((32, 3), units=(16,), dim=8)
+    >>> tuple(model.outputs[0].shape)
+    (None, 8)
+    """
+    input_shape = _check_shape(input_shape, "input_shape", ("num_points", "point_dim"), (64, 3))
+    units = _check_units(units)
+    if not units:
+        raise ValueError("units must name at least one shared per-point layer, like (32, 64)")
+    dim = _check_positive_int(dim, "dim")
+    dropout = _check_dropout(dropout)
+    name = _check_name(name)
+
+    inputs = keras.Input(shape=input_shape, name=f"{name}_input")
+    x = inputs
+    for index, width in enumerate(units, start=1):
+        # A Dense layer on a (batch, points, features) tensor acts on each point alone: shared.
+        x = layers.Dense(width, activation="relu", name=f"point_dense{index}")(x)
+    pooled = layers.GlobalMaxPooling1D(name="max_pool")(x)
+    outputs = _projection_head(pooled, dim, dropout)
     return keras.Model(inputs, outputs, name=name)
