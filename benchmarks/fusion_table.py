@@ -6,12 +6,13 @@ not part of ``make test``.
 
 The recipe is the chapter's:
 
-1. load the default spoken-reviews dataset and extract the features of the train and test
+1. load the default spoken-reviews dataset and extract the features of the train, val and test
    splits (32x32 images, 32-band log-mel spectrograms, 24 tokens), standardised with
-   statistics of the present training samples only;
-2. pretrain the three encoders, each on its own modality's annotation (the literal polarity of
-   the words, what the face shows, what the voice sounds like), on the training samples where
-   that modality is present;
+   statistics of the present training samples only (images per channel, audio per mel band:
+   ``fit_image_stats``, ``fit_audio_stats``);
+2. pretrain the three encoders with ``mmtutor.runs.pretrain_encoders``, each on its own
+   modality's annotation (the literal polarity of the words, what the face shows, what the
+   voice sounds like), on the training samples where that modality is present;
 3. freeze them and encode every split once;
 4. train one fusion head per method and seed on those features (``train_fusion_heads``), so
    that every method sees the same features, data and schedule: only the fusion layer differs.
@@ -53,13 +54,13 @@ from mmtutor.data import bayes_predict, load_spoken_reviews
 from mmtutor.metrics import bootstrap_ci, f1_score
 from mmtutor.models.encoders import audio_encoder, image_encoder, text_encoder
 from mmtutor.models.fusion_model import FUSION_NAMES
-from mmtutor.preprocess import extract_features, fit_image_stats, standardize
+from mmtutor.preprocess import extract_features, fit_audio_stats, fit_image_stats, standardize, standardize_audio
+from mmtutor.runs import pretrain_encoders
 from mmtutor.utils import set_seed
 
 MODALITIES = ("text", "image", "audio")  # the order of the mask's columns
 DIM = 16  # pooled feature size of every encoder (small, so that tensor fusion stays affordable)
 FEATURE_SETTINGS = {"image_size": (32, 32), "audio": {"n_mels": 32, "hop_length": 320}}
-ENCODER_EPOCHS = {"text": 10, "image": 20, "audio": 5}  # as in the chapter on fusion
 N_BOOT = 1000
 
 
@@ -95,42 +96,31 @@ def parse_args(argv=None):
 def load_features():
     dataset = load_spoken_reviews()
     train = extract_features(dataset.subset("train"), **FEATURE_SETTINGS)
-    test = extract_features(dataset.subset("test"), vectorizer=train["vectorizer"],
-                            **FEATURE_SETTINGS)
+    val, test = (extract_features(dataset.subset(name), vectorizer=train["vectorizer"], **FEATURE_SETTINGS)
+                 for name in ("val", "test"))
     # Statistics of the PRESENT training samples: a missing image (all zeros) or a missing audio
     # (silence) would drag them, and test samples must not take part (leakage).
     image_mean, image_std = fit_image_stats(train["image"], train["mask"][:, 1])
-    audio_present = train["audio"][train["mask"][:, 2]]
-    audio_mean, audio_std = audio_present.mean(), audio_present.std()
-    for split in (train, test):
-        # A missing image or clip stays all zeros: the mask, not a constant, says it is missing.
+    audio_stats = fit_audio_stats(train["audio"], train["mask"][:, 2])  # per mel band
+    for split in (train, val, test):
+        # A missing image or clip becomes all zeros: the mask, not a constant, says it is missing.
         split["image"] = standardize(split["image"], image_mean, image_std, mask=split["mask"][:, 1])
-        present = split["mask"][:, 2][:, None, None]
-        split["audio"] = np.where(present, (split["audio"] - audio_mean) / audio_std, 0).astype("float32")
-    frames = {"train": dataset.subset("train").frame, "test": dataset.subset("test").frame}
-    return dataset, train, test, frames
+        split["audio"] = standardize_audio(split["audio"], split["mask"][:, 2], audio_stats)
+    frames = {name: dataset.subset(name).frame for name in ("train", "val", "test")}
+    return dataset, train, val, test, frames
 
 
 # ------------------------------------------------------------------------------------------
 # 2. Encoders pretrained on each modality's own annotation
 # ------------------------------------------------------------------------------------------
 
-def what_it_shows(frame, modality, names):
-    """Index of what a modality shows (the value on missing samples is never used)."""
-    return np.array([names.index(v) if v in names else 0 for v in frame[f"{modality}_shows"]])
+def pretrained_encoders(train, frame, val):
+    """The chapter's encoders, each pretrained on its modality's own annotation and frozen.
 
-
-def pretrain_encoders(train, frame):
-    """Train each encoder plus a softmax layer on its unimodal task; return the encoders.
-
-    The targets are hidden columns of the manifest: they describe what each modality shows,
+    ``mmtutor.runs.pretrain_encoders`` trains each one plus a softmax layer on a hidden column
+    of the manifest (the literal polarity, what the face shows, what the voice sounds like),
     never the sentiment label, so the fusion heads still have to learn how to combine them.
     """
-    targets = {
-        "text": frame["literal"].to_numpy(),
-        "image": what_it_shows(frame, "image", ["frown", "smile", "smirk"]),
-        "audio": what_it_shows(frame, "audio", ["negative", "positive", "sarcastic"]),
-    }
     builders = {
         "text": lambda: text_encoder(train["vectorizer"].vocab_size, train["text"].shape[1],
                                      kind="gru", dim=DIM, return_sequence=True,
@@ -140,27 +130,13 @@ def pretrain_encoders(train, frame):
         "audio": lambda: audio_encoder(train["audio"].shape[1:], dim=DIM, return_sequence=True,
                                        name="audio_encoder"),
     }
-    encoders, train_accuracy = {}, {}
-    for j, modality in enumerate(MODALITIES):
+    encoders = {}
+    for modality in MODALITIES:
         set_seed(0)
-        encoder = builders[modality]()
-        x = keras.Input(encoder.inputs[0].shape[1:], dtype=encoder.inputs[0].dtype)
-        num_targets = int(targets[modality].max()) + 1
-        probs = keras.layers.Dense(num_targets, activation="softmax")(encoder(x)[0])
-        model = keras.Model(x, probs)
-        present = train["mask"][:, j]  # train on the samples that have this modality only
-        epochs = ENCODER_EPOCHS[modality]
-        steps = epochs * int(np.ceil(present.sum() / 32))
-        # The image CNN gets a cosine-decaying rate, so that its last epoch is a calm one.
-        lr = keras.optimizers.schedules.CosineDecay(3e-3, steps) if modality == "image" else 3e-3
-        model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        with quiet_tf_data():
-            history = model.fit(train[modality][present], targets[modality][present],
-                                epochs=epochs, batch_size=32, verbose=0)
-        encoders[modality] = encoder
-        train_accuracy[modality] = history.history["accuracy"][-1]
-    return encoders, train_accuracy
+        encoders[modality] = builders[modality]()
+    with quiet_tf_data():
+        report = pretrain_encoders(encoders, train, frame, seed=0, val=val)
+    return encoders, report
 
 
 # ------------------------------------------------------------------------------------------
@@ -250,10 +226,10 @@ def main(argv=None):
     seeds = list(range(args.seeds))
 
     log("extracting and standardising features")
-    dataset, train, test, frames = load_features()
+    dataset, train, val, test, frames = load_features()
     log("pretraining the encoders on their unimodal tasks")
     t0 = time.perf_counter()
-    encoders, encoder_accuracy = pretrain_encoders(train, frames["train"])
+    encoders, report = pretrained_encoders(train, frames["train"], (val, frames["val"]))
     pretrain_seconds = time.perf_counter() - t0
 
     # Encode every split once: pooled vectors for most heads, sequences for attention fusion.
@@ -286,9 +262,9 @@ def main(argv=None):
     incomplete = ~test["mask"].all(axis=1)
     print(f"- Bayes-optimal rule on these test samples: all {bayes.mean():.3f}, sarcastic "
           f"{bayes[sarcastic].mean():.3f}, ≥1 missing {bayes[incomplete].mean():.3f}")
-    print(f"- encoders (dim {DIM}) pretrained in {pretrain_seconds:.0f} s; final training "
-          "accuracy on their unimodal tasks: "
-          + ", ".join(f"{m} {a:.3f}" for m, a in encoder_accuracy.items()))
+    print(f"- encoders (dim {DIM}) pretrained in {pretrain_seconds:.0f} s "
+          "(mmtutor.runs.pretrain_encoders); validation accuracy on their unimodal tasks: "
+          + ", ".join(f"{m} {r['val_accuracy']:.3f} ({r['epochs']} epochs)" for m, r in report.items()))
     print(f"- heads: seeds {seeds}, {args.epochs} epochs, batch size 64, modality dropout "
           f"{args.modality_dropout}")
     print(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU "

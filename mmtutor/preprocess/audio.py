@@ -389,7 +389,7 @@ def spec_augment(spec, time_masks=2, time_width=10, freq_masks=2, freq_width=8, 
 def fit_audio_stats(train_log_mel, mask=None, *, min_std=1e-3):
     """Per-mel-band mean and standard deviation of the TRAINING log-mel spectrograms.
 
-    Defined in the chapter on the sentiment project (the audio counterpart of
+    Defined in the chapter on fusion (the audio counterpart of
     :func:`~mmtutor.preprocess.fit_image_stats`). Fit on the training split only and apply the
     same statistics to every split and to new recordings with :func:`standardize_audio`.
 
@@ -435,7 +435,7 @@ def fit_audio_stats(train_log_mel, mask=None, *, min_std=1e-3):
 def standardize_audio(log_mel_batch, present, stats):
     """Standardise log-mel spectrograms per mel band; a missing clip becomes all zeros.
 
-    Defined in the chapter on the sentiment project. The same function prepares training
+    Defined in the chapter on fusion. The same function prepares training
     features and new recordings, so a model never sees inputs prepared another way.
 
     Parameters

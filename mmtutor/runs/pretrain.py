@@ -4,9 +4,8 @@ Defined in the chapter on fusion. An encoder trained on the final label alone ma
 only matters in combination with another modality (the smirk that marks sarcasm says nothing
 about the label by itself). Where the data annotates what each modality shows on its own, each
 encoder is first trained on that annotation, then frozen, and the fusion model learns only how
-to combine. ``train_run`` calls this function. (The fusion chapter and
-``benchmarks/fusion_table.py`` still write the same steps out with their own settings: a cosine
-schedule for the image encoder only, and one audio standardisation for all mel bands.)
+to combine. ``train_run``, the fusion chapter and ``benchmarks/fusion_table.py`` all call this
+function.
 """
 
 import time
