@@ -72,7 +72,7 @@ def execute(path, name, work, timeout):
     """Execute one notebook under one perturbation; store the executed copy; return (ok, seconds)."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     env_changes = {**PERTURBATIONS[name], "MMTUTOR_HOME": str(_home_for(name, work))}
     saved = {k: os.environ.get(k) for k in (*env_changes, "MMTUTOR_SEED")}
@@ -87,6 +87,8 @@ def execute(path, name, work, timeout):
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     except CellExecutionError as exc:
         ok, error = False, str(exc).splitlines()[-1][:300] if str(exc) else "cell error"
+    except CellTimeoutError:  # a table row saying so, not a traceback that loses the other runs
+        ok, error = False, f"a cell ran longer than {timeout} s"
     finally:
         for k, v in saved.items():
             if v is None:
