@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["synthesize", "ESPEAK_SAMPLE_RATE", "SpeechError"]
+__all__ = ["synthesize", "synthesize_with_words", "ESPEAK_SAMPLE_RATE", "SpeechError"]
 
 #: The rate at which espeak-ng produces samples (its voices are built for it).
 ESPEAK_SAMPLE_RATE = 22050
@@ -35,6 +35,18 @@ _EE_OK = 0
 
 # typedef int (t_espeak_callback)(short *wav, int numsamples, espeak_EVENT *events);
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+# espeak_EVENT_TYPE values of the events the word timings use.
+_EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_END = 0, 1, 5
+
+
+class _Event(ctypes.Structure):
+    """espeak-ng's ``espeak_EVENT`` (speak_lib.h); ``sample`` counts from the start of the text."""
+
+    _fields_ = [
+        ("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8),
+    ]
 
 
 class SpeechError(RuntimeError):
@@ -125,13 +137,24 @@ _LIBC = None
 _LOCK = threading.Lock()
 
 
-def _speak(text, voice, rate, pitch, pitch_range, volume, word_gap, seed):
-    """Speak with a fresh private copy of the library; returns int16 samples at 22050 Hz."""
+def _speak(text, voice, rate, pitch, pitch_range, volume, word_gap, seed, events=None):
+    """Speak with a fresh private copy of the library; returns int16 samples at 22050 Hz.
+
+    With a list as ``events``, the (type, text_position, sample) of every word and end-of-clause
+    event are appended to it; reading them does not change the samples.
+    """
     lib_path, data_path = _paths()
     lib = _open_private_library(lib_path)
     chunks = []
 
-    def collect(wav, numsamples, events):
+    def collect(wav, numsamples, event_list):
+        if events is not None and event_list:
+            array = ctypes.cast(event_list, ctypes.POINTER(_Event))
+            k = 0
+            while array[k].type != _EVENT_LIST_TERMINATED:
+                if array[k].type in (_EVENT_WORD, _EVENT_END):
+                    events.append((array[k].type, array[k].text_position, array[k].sample))
+                k += 1
         if numsamples > 0 and wav:
             chunks.append(np.ctypeslib.as_array(wav, shape=(numsamples,)).copy())
         return 0  # 0 = go on synthesising
@@ -221,6 +244,10 @@ def synthesize(text, *, rate=175, pitch=50, pitch_range=50, volume=100, word_gap
     >>> 0.5 < len(wave) / 16000 < 5
     True
     """
+    return _synthesize(text, rate, pitch, pitch_range, volume, word_gap, voice, sr, seed, None)
+
+
+def _synthesize(text, rate, pitch, pitch_range, volume, word_gap, voice, sr, seed, events):
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     if not text.strip():
@@ -237,7 +264,7 @@ def synthesize(text, *, rate=175, pitch=50, pitch_range=50, volume=100, word_gap
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     with _LOCK:
-        samples = _speak(text, voice, rate, pitch, pitch_range, volume, word_gap, int(seed) % (2**31))
+        samples = _speak(text, voice, rate, pitch, pitch_range, volume, word_gap, int(seed) % (2**31), events)
     wave = samples.astype(np.float32) / 32768.0
     if sr is not None and sr != ESPEAK_SAMPLE_RATE and wave.size:
         import librosa
@@ -245,3 +272,77 @@ def synthesize(text, *, rate=175, pitch=50, pitch_range=50, volume=100, word_gap
         wave = librosa.resample(wave, orig_sr=ESPEAK_SAMPLE_RATE, target_sr=sr, res_type="soxr_hq")
         wave = np.clip(wave, -1.0, 1.0).astype(np.float32)
     return wave
+
+
+def _word_spans(text):
+    """Whitespace-separated words of ``text``: (word, first character, one past the last)."""
+    import re
+
+    return [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+
+def synthesize_with_words(text, *, rate=175, pitch=50, pitch_range=50, volume=100, word_gap=0, voice="en-us",
+                          sr=16000, seed=0):
+    """Speak ``text`` like :func:`synthesize` and also return when each word starts and ends.
+
+    Defined in the chapter on challenges (aligning modalities in time). espeak-ng reports a
+    *word event* as it starts each word, with the sample where the word begins; these are the
+    generator's ground truth for the word timings. The waveform is the very one that
+    :func:`synthesize` returns for the same arguments, bit for bit (reading the events changes
+    nothing).
+
+    A word is a whitespace-separated piece of ``text`` (punctuation stays attached); espeak-ng
+    may split one (``"didn't"``) into several events, of which the first counts. A word *ends*
+    where the next one starts, or at the end of its clause: the pause after a word is counted
+    in it.
+
+    Parameters
+    ----------
+    text : str
+        What to say (non-empty).
+    rate, pitch, pitch_range, volume, word_gap, voice, sr, seed
+        As for :func:`synthesize`.
+
+    Returns
+    -------
+    wave : numpy.ndarray
+        float32 mono waveform at ``sr`` Hz (22050 Hz if ``sr`` is None), as from :func:`synthesize`.
+    words : dict
+        ``"word"`` (list of str), ``"start"`` and ``"end"`` (float64 arrays, seconds from the
+        first sample of ``wave``), and ``"start_sample"``, ``"end_sample"`` (int64 arrays,
+        samples at the rate of ``wave``). A word espeak-ng did not report (rare) has NaN times
+        and sample -1.
+
+    Examples
+    --------
+    >>> from mmtutor.data.speech import synthesize_with_words
+    >>> wave, words = synthesize_with_words("The soup was cold.")
+    >>> words["word"]
+    ['The', 'soup', 'was', 'cold.']
+    >>> bool((words["start"][1:] > words["start"][:-1]).all())
+    True
+    """
+    events = []
+    wave = _synthesize(text, rate, pitch, pitch_range, volume, word_gap, voice, sr, seed, events)
+    out_sr = ESPEAK_SAMPLE_RATE if sr is None else int(round(sr))
+    spans = _word_spans(text)
+    starts = np.full(len(spans), np.nan)
+    ends = np.full(len(spans), np.nan)
+    # Character positions of the events are 1-based (espeak-ng's text_position).
+    marks = sorted((sample, pos - 1, kind) for kind, pos, sample in events)
+    total = len(wave) / out_sr
+    for j, (_, lo, hi) in enumerate(spans):
+        inside = [sample for sample, pos, kind in marks if kind == _EVENT_WORD and lo <= pos < hi]
+        if inside:
+            starts[j] = min(inside) / ESPEAK_SAMPLE_RATE
+    for j in range(len(spans)):
+        if np.isnan(starts[j]):
+            continue
+        later = [sample / ESPEAK_SAMPLE_RATE for sample, pos, kind in marks
+                 if sample / ESPEAK_SAMPLE_RATE > starts[j] and (kind == _EVENT_END or pos >= spans[j][2])]
+        ends[j] = min(later) if later else total
+    ends = np.minimum(ends, total)
+    to_sample = lambda t: np.where(np.isnan(t), -1, np.round(np.nan_to_num(t) * out_sr)).astype(np.int64)
+    words = {"word": [w for w, _, _ in spans], "start": starts, "end": ends,
+             "start_sample": to_sample(starts), "end_sample": to_sample(ends)}
+    return wave, words
