@@ -193,3 +193,24 @@ def test_align_words_finds_words_of_a_clean_utterance():
 def test_review_word_times_bad_input():
     with pytest.raises(TypeError, match="dataset"):
         al.review_word_times(object(), 0)
+
+
+def test_ctrl_c_during_synthesis_is_raised_after_the_call_never_lost(monkeypatch, capfd):
+    """A SIGINT that lands in espeak-ng's Python callback is held back, then raised once."""
+    import signal
+
+    from mmtutor.data import speech
+
+    real_as_array = np.ctypeslib.as_array
+    sent = []
+
+    def as_array_then_interrupt(*args, **kwargs):  # runs inside the ctypes callback
+        if not sent:
+            sent.append(True)
+            signal.raise_signal(signal.SIGINT)
+        return real_as_array(*args, **kwargs)
+
+    monkeypatch.setattr(speech.np.ctypeslib, "as_array", as_array_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        speech.synthesize("The soup was cold.")
+    assert sent and "Exception ignored" not in capfd.readouterr().err

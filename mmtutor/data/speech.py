@@ -20,6 +20,8 @@ import threading
 
 import numpy as np
 
+from mmtutor._fs import sigint_deferred
+
 __all__ = ["synthesize", "synthesize_with_words", "ESPEAK_SAMPLE_RATE", "SpeechError"]
 
 #: The rate at which espeak-ng produces samples (its voices are built for it).
@@ -179,10 +181,14 @@ def _speak(text, voice, rate, pitch, pitch_range, volume, word_gap, seed, events
         _seed_libc(seed)
         data = text.encode("utf-8") + b"\0"
         buf = ctypes.create_string_buffer(data, len(data))
-        status = lib.espeak_Synth(buf, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _ENDPAUSE, None, None)
+        # Ctrl-C waits until this text is spoken: a KeyboardInterrupt raised inside the Python
+        # callback that espeak-ng calls would be printed as "Exception ignored" and lost.
+        with sigint_deferred():
+            status = lib.espeak_Synth(buf, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _ENDPAUSE, None, None)
+            if status == _EE_OK:
+                lib.espeak_Synchronize()
         if status != _EE_OK:
             raise SpeechError(f"espeak-ng failed to speak {text[:40]!r} (error code {status})")
-        lib.espeak_Synchronize()
         lib.espeak_Terminate()
     finally:
         _close_library(lib)
