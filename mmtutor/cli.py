@@ -166,6 +166,8 @@ def _train_arguments(parser):
             options["choices"] = getattr(run_config, _CHOICES[field.name])
         elif field.name == "modalities":
             options.update(type=_modalities_arg, metavar="LIST")
+        elif field.name == "audio_noise":
+            options.update(type=str, metavar="LOW,HIGH")
         else:
             options["type"] = type(default) if default is not None else int
             if field.name == "modality_dropout":
@@ -180,8 +182,9 @@ def _train_arguments(parser):
                         help="pretraining epochs of every encoder (default: text 20, image 20, audio 5)")
     parser.add_argument("--no-class-weight", action="store_true", help="do not balance the classes")
     parser.add_argument("--cache-dir", metavar="DIR", default=None,
-                        help="feature cache folder (default: <mmtutor cache>/features)")
-    parser.add_argument("--no-cache", action="store_true", help="compute features without the cache")
+                        help="cache folder of features and pretrained encoders (default: <mmtutor cache>/features)")
+    parser.add_argument("--no-cache", action="store_true", help="compute features and pretrain encoders without "
+                                                                 "the cache")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--json", action="store_true", help="print the run's metrics as JSON")

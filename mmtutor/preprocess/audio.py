@@ -17,8 +17,8 @@ import scipy.fft
 
 from mmtutor.preprocess._checks import check_existing_file, check_positive_int
 
-__all__ = ["load_audio", "log_mel", "mfcc", "mfcc_from_log_mel", "spec_augment", "num_frames",
-           "fit_audio_stats", "standardize_audio", "AMIN", "DB_FLOOR"]
+__all__ = ["load_audio", "log_mel", "mfcc", "mfcc_from_log_mel", "spec_augment", "add_noise", "speech_power",
+           "num_frames", "fit_audio_stats", "standardize_audio", "AMIN", "DB_FLOOR", "ACTIVE_LEVEL"]
 
 AMIN = 1e-10  # smallest power before taking the log
 DB_FLOOR = float(10.0 * np.log10(AMIN))  # -100 dB: the log-mel value of silence
@@ -319,6 +319,67 @@ def _draw_bands(rng, length, count, width):
         start = int(rng.integers(0, length - w + 1))
         masked[start:start + w] = True
     return masked
+
+
+#: A sample counts as speech (not pause) for :func:`speech_power` when ``|y|`` exceeds this.
+ACTIVE_LEVEL = 0.01
+
+
+def speech_power(y):
+    """Mean power of the active samples of a waveform (``|y| > ACTIVE_LEVEL``): the speech, not the pauses.
+
+    Defined in the chapter on noisy and missing modalities. Falls back to the mean power of the
+    whole clip when no sample is that loud (a very quiet clip); 0.0 for digital silence.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (samples,)
+
+    Returns
+    -------
+    float
+    """
+    y = _check_waveform(y)
+    if y.ndim != 1:
+        raise ValueError(f"speech_power takes one waveform of shape (samples,), got shape {y.shape}")
+    active = y[np.abs(y) > ACTIVE_LEVEL]
+    return float(np.mean((active if active.size else y).astype(np.float64) ** 2))
+
+
+def add_noise(y, snr_db, seed=None):
+    """Add white Gaussian noise at a signal-to-noise ratio measured on the speech.
+
+    Defined in the chapter on noisy and missing modalities. The noise power is
+    ``speech_power(y) / 10 ** (snr_db / 10)``; the result is clipped to [-1, 1] like a recording.
+    Digital silence stays silent (its speech power is 0).
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (samples,)
+        Waveform in [-1, 1].
+    snr_db : float
+        Signal-to-noise ratio in dB; lower is noisier (0 dB: noise as loud as the speech).
+    seed : int or numpy.random.Generator, optional
+
+    Returns
+    -------
+    numpy.ndarray, float32, the shape of ``y``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmtutor.preprocess import add_noise, speech_power
+    >>> tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    >>> noisy = add_noise(tone, 10.0, seed=0)
+    >>> round(10 * np.log10(speech_power(tone) / np.mean((noisy - tone) ** 2)), 1)
+    10.0
+    """
+    power = speech_power(y)
+    if isinstance(snr_db, bool) or not isinstance(snr_db, numbers.Real) or not np.isfinite(snr_db):
+        raise ValueError(f"snr_db must be a finite number of dB, got {snr_db!r}")
+    y = np.asarray(y, dtype=np.float32)
+    noise = _rng(seed).standard_normal(y.shape) * np.sqrt(power / 10.0 ** (float(snr_db) / 10.0))
+    return np.clip(y + noise, -1.0, 1.0).astype(np.float32)
 
 
 def spec_augment(spec, time_masks=2, time_width=10, freq_masks=2, freq_width=8, seed=None,

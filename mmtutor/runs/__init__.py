@@ -11,12 +11,12 @@ Defined in the chapter on the sentiment project. One module per job:
 
 from mmtutor.runs.config import AUDIO_KINDS, FUSIONS, PRETRAIN_EPOCHS, TEXT_KINDS, TRAIN_AUDIO, RunConfig
 from mmtutor.runs.folder import RUN_FILES, RUN_FORMAT, RUN_FORMAT_VERSION, Run, RunError, load_run
-from mmtutor.runs.pretrain import ANNOTATIONS, annotation_targets, pretrain_encoders
+from mmtutor.runs.pretrain import ANNOTATIONS, annotation_targets, encoder_cache_key, pretrain_encoders
 from mmtutor.runs.train import Features, build_model, evaluate_splits, fit_model, prepare_features, train_run
 
 __all__ = [
     "RunConfig", "FUSIONS", "TEXT_KINDS", "AUDIO_KINDS", "PRETRAIN_EPOCHS", "TRAIN_AUDIO",
     "Run", "RunError", "load_run", "RUN_FILES", "RUN_FORMAT", "RUN_FORMAT_VERSION",
-    "ANNOTATIONS", "annotation_targets", "pretrain_encoders",
+    "ANNOTATIONS", "annotation_targets", "encoder_cache_key", "pretrain_encoders",
     "train_run", "prepare_features", "build_model", "fit_model", "evaluate_splits", "Features",
 ]

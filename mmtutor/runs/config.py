@@ -9,6 +9,8 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from mmtutor._validation import MODALITIES, check_choice, check_float, check_int, check_modalities
 
 __all__ = ["RunConfig", "FUSIONS", "TEXT_KINDS", "AUDIO_KINDS", "PRETRAIN_EPOCHS", "TRAIN_AUDIO"]
@@ -61,6 +63,8 @@ class RunConfig:
     class_weight: object = field(default="balanced", metadata=_help("'balanced', None or {class: weight}", False))
     modality_dropout: float = field(default=0.0, metadata=_help("probability of hiding each modality of a "
                                                                  "training sample"))
+    audio_noise: tuple = field(default=None, metadata=_help("LOW,HIGH: also train on a copy of every training clip "
+                                                            "with white noise at an SNR drawn from LOW..HIGH dB"))
     text_kind: str = field(default="gru", metadata=_help("text encoder"))
     audio_kind: str = field(default="cnn", metadata=_help("audio encoder"))
     image_size: tuple = field(default=(32, 32), metadata=_help("(height, width) of the images", False))
@@ -97,6 +101,7 @@ class RunConfig:
         self.modality_dropout = check_float(self.modality_dropout, "modality_dropout", low=0.0, high=1.0,
                                             high_open=True)
         self.dropout = check_float(self.dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        self.audio_noise = self._audio_noise(self.audio_noise)
         self.image_size = tuple(check_size("image_size", self.image_size))
         for name in ("image_filters", "audio_filters"):
             value = getattr(self, name)
@@ -117,6 +122,25 @@ class RunConfig:
             if not isinstance(self.audio, dict):
                 raise TypeError(f"audio must be a dict of log-mel settings or None, got {self.audio!r}")
             self.audio = dict(self.audio)
+
+    @staticmethod
+    def _audio_noise(value):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, (bytes, dict)) or not hasattr(value, "__iter__"):
+            raise TypeError(f"audio_noise must be None or (low_db, high_db), got {value!r}")
+        value = list(value)
+        if len(value) != 2:
+            raise ValueError(f"audio_noise must be two SNRs in dB (low, high), got {value!r}")
+        try:
+            low, high = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"audio_noise must be two SNRs in dB (low, high), got {value!r}") from None
+        if not (np.isfinite(low) and np.isfinite(high) and -20.0 <= low <= high <= 60.0):
+            raise ValueError(f"audio_noise must satisfy -20 <= low <= high <= 60 (dB), got {value!r}")
+        return (low, high)
 
     @staticmethod
     def _pretrain_epochs(value):

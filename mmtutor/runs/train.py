@@ -26,7 +26,7 @@ from mmtutor.runs.folder import (
 )
 from mmtutor.runs.pretrain import pretrain_encoders
 
-__all__ = ["train_run", "prepare_features", "build_model", "fit_model", "evaluate_splits", "Features"]
+__all__ = ["train_run", "prepare_features", "build_model", "fit_model", "evaluate_splits", "Features", "noisy_copies"]
 
 
 @dataclass
@@ -39,6 +39,24 @@ class Features:
     vectorizer: object   # TextVectorizer fitted on the training split
     audio: dict          # complete log-mel settings
     audio_norm: dict     # per-band mean and std of the training log-mels
+    noisy: dict = None   # the noisy training copies (config.audio_noise): arrays like parts, plus "rows" and "snr_db"
+
+    def fit_inputs(self):
+        """Model inputs and labels to train on: the training split, plus its noisy copies if any."""
+        inputs, labels = self.inputs["train"], self.labels["train"]
+        if not self.noisy:
+            return inputs, labels
+        extra = _model_inputs(self.noisy, [k for k in inputs if k != "mask"], self.audio_norm)
+        return ({k: np.concatenate([inputs[k], extra[k]]) for k in inputs},
+                np.concatenate([labels, self.noisy["label"]]))
+
+    def fit_frame(self, frame):
+        """The training rows of the manifest, with a repeated row for each noisy copy."""
+        if not self.noisy:
+            return frame
+        import pandas as pd
+
+        return pd.concat([frame, frame.iloc[self.noisy["rows"]]], ignore_index=True)
 
 
 def prepare_features(dataset, config, *, cache_dir=None, progress=False):
@@ -65,11 +83,62 @@ def prepare_features(dataset, config, *, cache_dir=None, progress=False):
     audio_norm = fit_audio_stats(train["audio"], train["mask"][:, MODALITIES.index("audio")])
     inputs = {s: _model_inputs(p, config.modalities, audio_norm) for s, p in parts.items()}
     labels = {s: p["label"] for s, p in parts.items()}
-    return Features(parts, inputs, labels, vectorizer, settings, audio_norm)
+    noisy = None
+    if config.audio_noise is not None and "audio" in config.modalities:
+        noisy = noisy_copies(dataset.subset("train"), train, settings, config.audio_noise, seed=config.seed)
+    return Features(parts, inputs, labels, vectorizer, settings, audio_norm, noisy)
 
 
-def build_model(features, config, num_classes, *, frames=None, progress=False):
+def noisy_copies(subset, arrays, audio, snr_db, *, seed=0):
+    """One copy of every training sample that has a clip, its audio with white noise added.
+
+    Defined in the chapter on noisy and missing modalities. Each clip is loaded as the run
+    loads it, :func:`mmtutor.preprocess.add_noise` adds white noise at an SNR drawn uniformly
+    from ``snr_db`` (a new draw per clip), and the log-mel is computed with the run's settings.
+    Text, image, mask and label are those of the original sample. The original samples stay:
+    the model trains on both, and the audio statistics stay those of the clean clips.
+
+    Parameters
+    ----------
+    subset : MultimodalDataset
+        The training split.
+    arrays : dict
+        Its features (``extract_features``): ``text``, ``image``, ``audio``, ``mask``, ``label``.
+    audio : dict
+        The run's complete log-mel settings.
+    snr_db : (float, float)
+        Lowest and highest SNR in dB.
+    seed : int
+
+    Returns
+    -------
+    dict
+        The arrays of the copies, ``rows`` (the index of each copy's original in ``subset``) and
+        ``snr_db`` (the SNR drawn for each copy).
+    """
+    from mmtutor.preprocess import add_noise, load_audio, log_mel
+
+    low, high = snr_db
+    rows = np.flatnonzero(arrays["mask"][:, MODALITIES.index("audio")])
+    rng = np.random.default_rng([int(seed), 7919])  # its own stream: the noise does not move other draws
+    snrs = rng.uniform(low, high, size=rows.size)
+    mel = {k: audio[k] for k in ("sr", "n_fft", "hop_length", "n_mels")}
+    paths = list(subset.audio_paths)
+    copies = {k: np.asarray(arrays[k])[rows].copy() for k in ("text", "image", "audio", "mask", "label")}
+    for start in range(0, rows.size, 64):
+        batch = range(start, min(start + 64, rows.size))
+        waves = np.stack([add_noise(load_audio(paths[rows[i]], sr=audio["sr"], seconds=audio["seconds"]),
+                                    snrs[i], seed=rng) for i in batch])
+        copies["audio"][start:start + len(batch)] = log_mel(waves, **mel)
+    return {**copies, "rows": rows, "snr_db": snrs}
+
+
+def build_model(features, config, num_classes, *, frames=None, progress=False, cache_dir=None):
     """Encoders (pretrained and frozen where the data annotates each modality) and the fusion model.
+
+    With ``cache_dir``, pretrained encoders are cached in ``cache_dir/encoders`` and shared by
+    every run that would train the same encoder on the same data (see
+    :mod:`mmtutor.runs.pretrain`).
 
     Returns
     -------
@@ -86,14 +155,23 @@ def build_model(features, config, num_classes, *, frames=None, progress=False):
     encoders = _build_encoders(config, shapes, features.vectorizer.vocab_size)
     pretrained = {}
     if config.pretrain == "auto" and frames is not None:
-        train_inputs = {**features.inputs["train"], "mask": train["mask"]}
         val = None
         if "val" in features.parts:
             val = ({**features.inputs["val"], "mask": features.parts["val"]["mask"]}, frames["val"])
+        # The noisy copies teach the audio encoder; the other encoders train on the split as it is.
+        clean = {**features.inputs["train"], "mask": train["mask"]}
+        fit_inputs, _ = features.fit_inputs()
+        groups = [({m: e for m, e in encoders.items() if m != "audio" or not features.noisy}, clean, frames["train"]),
+                  ({"audio": encoders["audio"]} if features.noisy else {},
+                   {**fit_inputs, "mask": _fit_mask(features)}, features.fit_frame(frames["train"]))]
         with quiet_tf_data() as stderr:
-            pretrained = pretrain_encoders(encoders, train_inputs, frames["train"], epochs=config.pretrain_epochs,
-                                           batch_size=config.batch_size, lr=config.pretrain_lr, seed=config.seed,
-                                           val=val, log=stderr if progress else None)
+            for group, inputs, frame in groups:
+                if group:
+                    pretrained.update(pretrain_encoders(
+                        group, inputs, frame, epochs=config.pretrain_epochs, batch_size=config.batch_size,
+                        lr=config.pretrain_lr, seed=config.seed, val=val, log=stderr if progress else None,
+                        cache_dir=cache_dir))
+        pretrained = {m: pretrained[m] for m in encoders if m in pretrained}  # in the order text, image, audio
     set_seed(config.seed)
     model = build_fusion_model(encoders, config.fusion, num_classes, modality_dropout=config.modality_dropout,
                                hidden=config.hidden, dropout=config.dropout, lr=config.lr, seed=config.seed)
@@ -125,7 +203,8 @@ def fit_model(model, features, config, num_classes, *, work, progress=False):
     with quiet_tf_data() as stderr:
         if progress:
             callbacks.append(_progress_callback(config.epochs, stderr))
-        history = model.fit(features.inputs["train"], features.labels["train"],
+        fit_inputs, fit_labels = features.fit_inputs()
+        history = model.fit(fit_inputs, fit_labels,
                             validation_data=(features.inputs["val"], features.labels["val"]),
                             epochs=config.epochs, batch_size=config.batch_size, class_weight=weights, shuffle=True,
                             callbacks=callbacks, verbose=0)
@@ -244,6 +323,11 @@ def train_run(data, out, config=None, *, cache_dir=None, overwrite=False, reuse=
     modality_dropout : float in [0, 1), default 0.0
         Hide each modality of each training sample with this probability (robustness to
         missing modalities).
+    audio_noise : (float, float), optional
+        Noise augmentation: train on the training split plus one copy of every sample that has
+        a clip, with white noise added to the clip at an SNR drawn uniformly from this range
+        in dB (:func:`noisy_copies`); pretraining sees the copies too. ``metrics.json`` records
+        the number of copies as ``noisy_copies``.
     text_kind : {"bilstm", "gru", "transformer"}, default "gru"
     audio_kind : {"cnn", "crnn"}, default "cnn"
     image_size : (int, int), default (32, 32)
@@ -272,7 +356,8 @@ def train_run(data, out, config=None, *, cache_dir=None, overwrite=False, reuse=
         the fusion chapter found).
     pretrain_lr : float, default 3e-3
     cache_dir : str or path, optional
-        Feature cache folder; None computes features without caching.
+        Cache folder of features and of pretrained encoders (``cache_dir/encoders``, shared by
+        every run that pretrains the same encoder on the same data); None caches nothing.
     overwrite : bool, default False
         Replace an existing run folder (only a folder that holds a run).
     reuse : bool, default False
@@ -335,12 +420,14 @@ def train_run(data, out, config=None, *, cache_dir=None, overwrite=False, reuse=
         set_seed(config.seed)
         features = prepare_features(dataset, config, cache_dir=cache_dir, progress=progress)
         frames = {s: dataset.subset(s).frame for s in ("train", "val")}
-        model, pretrained = build_model(features, config, len(classes), frames=frames, progress=progress)
+        model, pretrained = build_model(features, config, len(classes), frames=frames, progress=progress,
+                                        cache_dir=cache_dir)
         fitted = fit_model(model, features, config, len(classes), work=work, progress=progress)
         seconds = time.perf_counter() - start
         metrics, rows = evaluate_splits(model, features, dataset, config, len(classes))
         metrics.update({k: fitted[k] for k in ("epochs_run", "best_epoch", "best_val_loss")})
-        metrics.update({"seconds": round(seconds, 1), "pretrained": pretrained})
+        metrics.update({"seconds": round(seconds, 1), "pretrained": pretrained,
+                        "noisy_copies": 0 if not features.noisy else int(features.noisy["rows"].size)})
         run_config = _run_config(config, features, dataset, fitted, classes)
         write_run_files(work, model=model, vectorizer=features.vectorizer, config=run_config, metrics=metrics,
                         predictions=rows)
@@ -372,6 +459,11 @@ def _build_encoders(config, shapes, vocab_size):
         encoders["audio"] = audio_encoder(shapes["audio"], kind=c.audio_kind, filters=c.audio_filters, units=c.units,
                                           dim=c.dim, dropout=c.dropout, return_sequence=sequence, name="audio_encoder")
     return encoders
+
+
+def _fit_mask(features):
+    mask = features.parts["train"]["mask"]
+    return mask if not features.noisy else np.concatenate([mask, features.noisy["mask"]])
 
 
 def _class_weights(labels, num_classes, class_weight):
