@@ -175,6 +175,21 @@ def test_predict_refuses_bad_inputs(run, run_two, data, tmp_path):
         run.predict(audio_paths=str(tmp_path / "nowhere.wav"))
 
 
+def test_predict_inputs_shares_one_preprocessing(run, run_two, data):
+    test = _split(data, "test")
+    inputs = run.inputs(test.texts, test.image_paths, test.audio_paths)
+    np.testing.assert_array_equal(run.predict_inputs(inputs),
+                                  run.predict(test.texts, test.image_paths, test.audio_paths))
+    with pytest.raises(ValueError, match=r"exactly \['text', 'image', 'mask'\]"):
+        run_two.predict_inputs(inputs)
+    with pytest.raises(ValueError, match="different numbers of samples"):
+        run.predict_inputs({**inputs, "mask": inputs["mask"][:2]})
+    with pytest.raises(ValueError, match="must have shape"):
+        run.predict_inputs({**inputs, "mask": inputs["mask"][:, :2]})
+    with pytest.raises(TypeError, match="inputs must be a dict"):
+        run.predict_inputs([1, 2])
+
+
 def test_two_modality_run_uses_its_ceiling(run_two, data):
     info = json.loads((data / "dataset.json").read_text())
     result = run_two.evaluate(split="val")

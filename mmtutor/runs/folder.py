@@ -345,7 +345,37 @@ class Run:
         >>> run.predict(texts=["The soup was money well spent."]).shape  # doctest: +SKIP
         (1, 2)
         """
-        inputs = self.inputs(texts, image_paths, audio_paths)
+        return self.predict_inputs(self.inputs(texts, image_paths, audio_paths), batch_size=batch_size)
+
+    def predict_inputs(self, inputs, *, batch_size=64):
+        """Class probabilities for inputs already prepared by :meth:`inputs`.
+
+        Defined in the chapter on noisy and missing modalities: runs that share their
+        preprocessing (the same ``config.json["preprocessing"]``) can share one call of
+        :meth:`inputs` and each predict from it.
+
+        Parameters
+        ----------
+        inputs : dict
+            One array per modality of the run and ``"mask"`` (n, M), as :meth:`inputs` returns.
+        batch_size : int, default 64
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, shape ``(n, num_classes)``, as :meth:`predict`.
+        """
+        if not isinstance(inputs, dict):
+            raise TypeError(f"inputs must be a dict as Run.inputs returns, got {type(inputs).__name__}")
+        expected = [*self.modalities, "mask"]
+        if sorted(inputs) != sorted(expected):
+            raise ValueError(f"inputs must hold exactly {expected} (as Run.inputs returns), got {sorted(inputs)}")
+        sizes = {k: len(v) for k, v in inputs.items()}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f"inputs hold different numbers of samples: {sizes}")
+        mask = np.asarray(inputs["mask"])
+        if mask.shape != (sizes["mask"], len(self.modalities)):
+            raise ValueError(f"inputs['mask'] must have shape (n, {len(self.modalities)}), got {mask.shape}")
         return _probabilities(self.model, inputs, len(self.classes), check_int(batch_size, "batch_size", minimum=1))
 
     # -- evaluation on a dataset --------------------------------------------------------------
