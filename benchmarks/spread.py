@@ -51,8 +51,11 @@ PERTURBATIONS = {
     "seed1": {"MMTUTOR_SEED": "1"},
     "seed2": {"MMTUTOR_SEED": "2"},
 }
-# What stays the same under every perturbation, shared by link: the data set and the features.
+# What stays the same under every perturbation, shared by link: the data set and the features
+# (each feature file; the pretrained encoders of features/encoders are trained again in each home,
+# since they are what a numeric path or a seed changes).
 SHARED = ("spoken_reviews-", "features")
+PRIVATE = ("encoders",)
 
 
 def _home_for(name, work):
@@ -63,7 +66,14 @@ def _home_for(name, work):
     home = work / name / "home"
     home.mkdir(parents=True, exist_ok=True)
     for entry in real.iterdir() if real.is_dir() else []:
-        if entry.name.startswith(SHARED) and not (home / entry.name).exists():
+        if not entry.name.startswith(SHARED) or (home / entry.name).exists():
+            continue
+        if entry.name == "features" and entry.is_dir():
+            (home / "features").mkdir()
+            for item in entry.iterdir():
+                if item.name not in PRIVATE:
+                    (home / "features" / item.name).symlink_to(item.resolve(), target_is_directory=item.is_dir())
+        else:
             (home / entry.name).symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
     return home
 

@@ -10,8 +10,8 @@ function.
 Pretrained encoders are cached on disk when a ``cache_dir`` is given, like features are. The key
 of an entry is a hash of everything the result depends on: the encoder's architecture and its
 initial weights (which the seed and the order of building fixed), the training inputs and
-targets, the validation rows, the epochs, batch size, learning rate and seed, and the versions of
-mmtutor, Keras and its backend. A changed key trains again; an entry that cannot be read, whose
+targets, the validation rows, the epochs, batch size, learning rate and seed, the versions of mmtutor,
+Keras and its backend, and TensorFlow's ``TF_ENABLE_ONEDNN_OPTS`` (another numeric path). A changed key trains again; an entry that cannot be read, whose
 key differs or whose weights do not match their checksum or the encoder's shapes is removed and
 trained again, never loaded. Loading an entry restores every variable of the encoder (dropout
 seed states too), so a run that finds its encoders cached is the run that trained them.
@@ -109,6 +109,9 @@ def encoder_cache_key(encoder, x, y, *, epochs, batch_size, lr, seed, val=None):
         "train": _digest_arrays([x, y]),
         "val": None if val is None else _digest_arrays(list(val)),
         "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "seed": int(seed),
+        # TensorFlow's oneDNN kernels round differently: an encoder trained on one path is not
+        # the result of the other.
+        "numerics": os.environ.get("TF_ENABLE_ONEDNN_OPTS") if keras.backend.backend() == "tensorflow" else None,
         "versions": {"mmtutor": _version("mmtutor"), "keras": keras.__version__, "backend": keras.backend.backend(),
                      "backend_version": _version({"tensorflow": "tensorflow-cpu"}.get(keras.backend.backend(),
                                                                                       keras.backend.backend()))},
