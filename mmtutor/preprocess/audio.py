@@ -371,7 +371,7 @@ def add_noise(y, snr_db, seed=None):
     >>> from mmtutor.preprocess import add_noise, speech_power
     >>> tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
     >>> noisy = add_noise(tone, 10.0, seed=0)
-    >>> round(10 * np.log10(speech_power(tone) / np.mean((noisy - tone) ** 2)), 1)
+    >>> float(round(10 * np.log10(speech_power(tone) / np.mean((noisy - tone) ** 2)), 1))
     10.0
     """
     power = speech_power(y)
