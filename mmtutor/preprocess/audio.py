@@ -328,7 +328,8 @@ ACTIVE_LEVEL = 0.01
 def speech_power(y):
     """Mean power of the active samples of a waveform (``|y| > ACTIVE_LEVEL``): the speech, not the pauses.
 
-    Defined in the chapter on noisy and missing modalities. Falls back to the mean power of the
+    Defined in the chapter on error analysis (the stress test); the chapter on noisy and missing
+    modalities trains with it. Falls back to the mean power of the
     whole clip when no sample is that loud (a very quiet clip); 0.0 for digital silence.
 
     Parameters
@@ -349,7 +350,8 @@ def speech_power(y):
 def add_noise(y, snr_db, seed=None):
     """Add white Gaussian noise at a signal-to-noise ratio measured on the speech.
 
-    Defined in the chapter on noisy and missing modalities. The noise power is
+    Defined in the chapter on error analysis (the stress test); the chapter on noisy and missing
+    modalities trains with it. The noise power is
     ``speech_power(y) / 10 ** (snr_db / 10)``; the result is clipped to [-1, 1] like a recording.
     Digital silence stays silent (its speech power is 0).
 
