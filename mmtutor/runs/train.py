@@ -158,12 +158,13 @@ def build_model(features, config, num_classes, *, frames=None, progress=False, c
         val = None
         if "val" in features.parts:
             val = ({**features.inputs["val"], "mask": features.parts["val"]["mask"]}, frames["val"])
-        # The noisy copies teach the audio encoder; the other encoders train on the split as it is.
         clean = {**features.inputs["train"], "mask": train["mask"]}
-        fit_inputs, _ = features.fit_inputs()
-        groups = [({m: e for m, e in encoders.items() if m != "audio" or not features.noisy}, clean, frames["train"]),
-                  ({"audio": encoders["audio"]} if features.noisy else {},
-                   {**fit_inputs, "mask": _fit_mask(features)}, features.fit_frame(frames["train"]))]
+        groups = [(encoders, clean, frames["train"])]
+        if features.noisy:  # the noisy copies teach the audio encoder; the others train on the split as it is
+            fit_inputs, _ = features.fit_inputs()
+            groups = [({m: e for m, e in encoders.items() if m != "audio"}, clean, frames["train"]),
+                      ({"audio": encoders["audio"]}, {**fit_inputs, "mask": _fit_mask(features)},
+                       features.fit_frame(frames["train"]))]
         with quiet_tf_data() as stderr:
             for group, inputs, frame in groups:
                 if group:
